@@ -1,0 +1,99 @@
+/**
+ * Binary layout of the core's durable records (LogRecord). Numbers are safe integers stored as
+ * float64 (exact below 2^53), so no BigInt is needed. Layout, little-endian:
+ *
+ *   promise: u8 1 | f64 ballot
+ *   commit:  u8 3 | f64 decree
+ *   accept:  u8 2 | f64 decree | f64 ballot | u8 kind (0 noop, 1 batch, 2 config) | body
+ *            batch body:  u32 count | count × (u32 length | bytes)
+ *            config body: u32 count | count × u32 id
+ */
+import { assert } from '../core/assert.js';
+import type { DecreeValue, LogRecord } from '../core/types.js';
+
+const T_PROMISE = 1;
+const T_ACCEPT = 2;
+const T_COMMIT = 3;
+
+function valueBytes(v: DecreeValue): number {
+  if (v.kind === 'noop') return 1;
+  if (v.kind === 'config') return 1 + 4 + 4 * v.members.length;
+  let n = 1 + 4;
+  for (const c of v.commands) n += 4 + c.length;
+  return n;
+}
+
+export function encodeRecord(r: LogRecord): Uint8Array {
+  const size = r.type === 'accept' ? 1 + 16 + valueBytes(r.value) : 9;
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  if (r.type === 'promise') {
+    out[0] = T_PROMISE;
+    dv.setFloat64(1, r.ballot, true);
+  } else if (r.type === 'commit') {
+    out[0] = T_COMMIT;
+    dv.setFloat64(1, r.decree, true);
+  } else {
+    out[0] = T_ACCEPT;
+    dv.setFloat64(1, r.decree, true);
+    dv.setFloat64(9, r.ballot, true);
+    writeValue(out, dv, 17, r.value);
+  }
+  return out;
+}
+
+function writeValue(out: Uint8Array, dv: DataView, at: number, v: DecreeValue): void {
+  if (v.kind === 'noop') {
+    out[at] = 0;
+  } else if (v.kind === 'config') {
+    out[at] = 2;
+    dv.setUint32(at + 1, v.members.length, true);
+    v.members.forEach((m, i) => dv.setUint32(at + 5 + 4 * i, m, true));
+  } else {
+    out[at] = 1;
+    dv.setUint32(at + 1, v.commands.length, true);
+    let p = at + 5;
+    for (const c of v.commands) {
+      dv.setUint32(p, c.length, true);
+      out.set(c, p + 4);
+      p += 4 + c.length;
+    }
+  }
+}
+
+/** Decodes one record; throws on a malformed one (callers checksum records first). */
+export function decodeRecord(bytes: Uint8Array): LogRecord {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = bytes[0];
+  if (type === T_PROMISE || type === T_COMMIT) {
+    assert(bytes.length === 9, 'record length');
+    const n = dv.getFloat64(1, true);
+    return type === T_PROMISE ? { type: 'promise', ballot: n } : { type: 'commit', decree: n };
+  }
+  assert(type === T_ACCEPT && bytes.length >= 18, 'record type');
+  const decree = dv.getFloat64(1, true);
+  const ballot = dv.getFloat64(9, true);
+  const kind = bytes[17];
+  let value: DecreeValue;
+  if (kind === 0) {
+    value = { kind: 'noop' };
+  } else if (kind === 2) {
+    const n = dv.getUint32(18, true);
+    const members: number[] = [];
+    for (let i = 0; i < n; i++) members.push(dv.getUint32(22 + 4 * i, true));
+    value = { kind: 'config', members };
+  } else {
+    assert(kind === 1, 'value kind');
+    const n = dv.getUint32(18, true);
+    const commands: Uint8Array[] = [];
+    let p = 22;
+    for (let i = 0; i < n; i++) {
+      const len = dv.getUint32(p, true);
+      commands.push(bytes.slice(p + 4, p + 4 + len));
+      p += 4 + len;
+    }
+    assert(p === bytes.length, 'batch length');
+    value = { kind: 'batch', commands };
+  }
+  return { type: 'accept', decree, ballot, value };
+}

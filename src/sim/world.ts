@@ -1,0 +1,658 @@
+/**
+ * The deterministic simulator's world: real `Replica` cores over `SimFs` disks, a simulated
+ * network and clock, crashes and restarts, and key-value clients — all driven by one event queue
+ * and one seeded generator, so a seed replays exactly (same trace hash, in any process).
+ *
+ * Checkers run after every step: the agreement oracle (chosen computed from durable acceptor
+ * state), executed values against it, invariant sweeps in every core (verify on), and duplicate
+ * execution. At the end: nothing acknowledged lost, linearizability of the client history, and
+ * liveness (a commit within 10 × the maximum election timeout after the last heal).
+ */
+import { checkLinearizable } from '../check/linearizability.js';
+import type { KvInput, KvOperation, KvOutput } from '../check/history.js';
+import { encodeRecord, decodeRecord } from '../codec/records.js';
+import { Replica } from '../core/replica.js';
+import type { CoreMutation } from '../core/options.js';
+import type { DeferredMessage, Message, Ready } from '../core/types.js';
+import { KvStateMachine, decodeKvCommand, encodeKvCommand, requestKey, type KvCommand, type KvResult } from '../kv/kv.js';
+import { Random } from '../util/random.js';
+import { EventQueue } from './event-queue.js';
+import { AgreementOracle } from './oracle.js';
+import { RecordLog } from './record-log.js';
+import { SimFs } from './sim-fs.js';
+import {
+  ELECTION_TICKS_MAX, ELECTION_TICKS_MIN, ELECTION_US_MAX, type FaultKind, type SimMutation,
+  type SwarmParams, TICK_US, drawSwarm,
+} from './swarm.js';
+
+const DATA_DIR = '/data';
+const LIVENESS_US = 10 * ELECTION_US_MAX;
+const DRAIN_US = 4 * ELECTION_US_MAX;
+const TRACE_TAIL = 60;
+
+export interface Coverage {
+  primaryCrashes: number;
+  phase1WithHoles: number;
+  noopsFilled: number;
+  staleCopiesRefetched: number;
+  tornWrites: number;
+  oneWayPartitions: number;
+  crashesAfterPromise: number;
+  crashesBeforeAck: number;
+  crashesDuringReproposal: number;
+  restarts: number;
+  fetches: number;
+  stickyRefusals: number;
+}
+
+export interface SeedResult {
+  readonly seed: number;
+  readonly replicas: number;
+  readonly violations: string[];
+  readonly unchecked: number;
+  readonly decreesCommitted: number;
+  readonly opsChecked: number;
+  readonly clientOps: number;
+  readonly elections: number;
+  readonly livenessOk: boolean;
+  readonly coverage: Coverage;
+  readonly traceHash: string;
+  readonly trace: string[];
+}
+
+type ClientReply = { kind: 'result'; result: KvResult } | { kind: 'notPrimary'; hint: number } | { kind: 'unknown' };
+
+type Event =
+  | { kind: 'tick'; node: number; inc: number }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'request'; node: number; client: number; attempt: number; cmd: Uint8Array }
+  | { kind: 'reply'; client: number; attempt: number; reply: ClientReply }
+  | { kind: 'syncDone'; node: number; inc: number; upTo: number }
+  | { kind: 'fault' }
+  | { kind: 'restart'; node: number }
+  | { kind: 'heal' }
+  | { kind: 'clientStart'; client: number }
+  | { kind: 'clientTimeout'; client: number; attempt: number };
+
+interface SimNode {
+  readonly id: number;
+  fs: SimFs;
+  log: RecordLog | null;
+  core: Replica | null;
+  inc: number;
+  appendedSeq: number;
+  syncedSeq: number;
+  syncing: boolean;
+  deferred: DeferredMessage[];
+  /** seq → accept record content, kept until durable (for the oracle). */
+  unsyncedAccepts: Map<number, { decree: number; ballot: number; value: import('../core/types.js').DecreeValue }>;
+  kv: KvStateMachine;
+  executed: number;
+  pending: Map<string, { client: number; attempt: number }>;
+  restartPending: boolean;
+}
+
+interface ClientOp {
+  op: { id: number; clientId: number; key: string; input: KvInput; callTime: number };
+  seq: number;
+  cmd: Uint8Array;
+  attempt: number;
+  target: number;
+}
+
+interface SimClient {
+  readonly id: number;
+  seq: number;
+  /** Attempt ids are unique per client across operations, so a late reply cannot match. */
+  attempts: number;
+  target: number;
+  current: ClientOp | null;
+  lastRead: Map<string, string | null>;
+}
+
+export interface WorldOptions {
+  readonly seed: number;
+  readonly replicas?: number | null;
+  readonly mutation?: SimMutation | null;
+}
+
+export class World {
+  readonly params: SwarmParams;
+  private readonly rng: Random;
+  private readonly q = new EventQueue<Event>();
+  private now = 0;
+  private readonly nodes: SimNode[] = [];
+  private readonly clients: SimClient[] = [];
+  private readonly blocked = new Set<number>();
+  private readonly oracle: AgreementOracle;
+  private readonly history: KvOperation[] = [];
+  private readonly coverage: Coverage = {
+    primaryCrashes: 0, phase1WithHoles: 0, noopsFilled: 0, staleCopiesRefetched: 0, tornWrites: 0,
+    oneWayPartitions: 0, crashesAfterPromise: 0, crashesBeforeAck: 0, crashesDuringReproposal: 0,
+    restarts: 0, fetches: 0, stickyRefusals: 0,
+  };
+  private elections = 0;
+  private opIds = 0;
+  private quiet = false;
+  private healUs = Infinity;
+  private liveAtUs = Infinity;
+  private stopClients = false;
+  private hash = 0x811c9dc5;
+  private readonly trace: string[] = [];
+  private readonly violations: string[] = [];
+  private readonly coreMutation: CoreMutation | null;
+  private readonly wipeOnRestart: boolean;
+  private readonly decidedAt = new Map<number, string>();
+
+  constructor(private readonly opts: WorldOptions) {
+    this.params = drawSwarm(opts.seed, opts.replicas ?? null);
+    this.rng = new Random(opts.seed);
+    const m = opts.mutation ?? null;
+    this.wipeOnRestart = m === 'wipedDiskRejoin';
+    this.coreMutation = m === 'wipedDiskRejoin' ? null : m;
+    const quorum = Math.floor(this.params.replicas / 2) + 1;
+    this.oracle = new AgreementOracle(() => quorum);
+  }
+
+  run(): SeedResult {
+    const p = this.params;
+    for (let i = 0; i < p.replicas; i++) this.nodes.push(this.newNode(i));
+    for (const n of this.nodes) this.bootNode(n);
+    for (let c = 0; c < p.clients; c++) {
+      this.clients.push({ id: c + 1, seq: 0, attempts: 0, target: this.rng.int(p.replicas), current: null, lastRead: new Map() });
+      this.q.push(this.rng.int(20_000), { kind: 'clientStart', client: c });
+    }
+    this.q.push(p.faultEveryUs, { kind: 'fault' });
+    this.q.push(p.chaosUs, { kind: 'heal' });
+    const endUs = p.chaosUs + LIVENESS_US + DRAIN_US;
+    while (this.q.size > 0 && this.violations.length === 0) {
+      const { time, item } = this.q.pop();
+      if (time > endUs) break;
+      this.now = time;
+      if (!this.stopClients && time > p.chaosUs + LIVENESS_US) this.stopClients = true;
+      this.step(item);
+      this.collectViolations();
+    }
+    return this.finish();
+  }
+
+  // ─── nodes ────────────────────────────────────────────────────────────────────────────────
+
+  private newNode(id: number): SimNode {
+    const fs = new SimFs();
+    fs.mkdirp(DATA_DIR);
+    return {
+      id, fs, log: null, core: null, inc: 0, appendedSeq: 0, syncedSeq: 0, syncing: false, deferred: [],
+      unsyncedAccepts: new Map(), kv: new KvStateMachine(), executed: 0, pending: new Map(),
+      restartPending: false,
+    };
+  }
+
+  /** Starts (or restarts) a node from what its disk holds, and nothing else. */
+  private bootNode(n: SimNode): void {
+    const { log, records } = RecordLog.recover(n.fs, DATA_DIR);
+    const decoded = records.map(decodeRecord);
+    for (const r of decoded) {
+      // Recovery fsyncs what it kept, so a surviving unsynced accept is now durable too.
+      if (r.type === 'accept') this.oracle.durableAccept(n.id, r.decree, r.ballot, r.value, this.now);
+    }
+    const p = this.params;
+    const random = new Random(this.rng.int(0x7fffffff));
+    n.core = Replica.restore({
+      replicaId: n.id, members: this.nodes.map((x) => x.id), verify: true,
+      electionTimeoutTicksMin: ELECTION_TICKS_MIN, electionTimeoutTicksMax: ELECTION_TICKS_MAX,
+      pipelineDepth: p.pipelineDepth, batchCountMax: p.batchCountMax, batchBytesMax: p.batchBytesMax,
+      messageEntriesMax: p.messageEntriesMax, catchUpBeforePrepare: p.catchUpBeforePrepare,
+      random: () => random.next(), mutation: this.coreMutation,
+    }, decoded);
+    n.log = log;
+    n.inc++;
+    n.appendedSeq = 0;
+    n.syncedSeq = 0;
+    n.syncing = false;
+    n.deferred = [];
+    n.unsyncedAccepts.clear();
+    n.kv = new KvStateMachine();
+    n.executed = 0;
+    n.pending.clear();
+    this.scheduleTick(n);
+    this.drain(n);
+  }
+
+  private crash(n: SimNode, why: string): void {
+    if (!n.core) return;
+    this.record(`crash r${n.id} (${why})`);
+    if (n.core.status().role === 'primary') this.coverage.primaryCrashes++;
+    this.harvestCoreStats(n.core);
+    n.core = null;
+    n.log = null;
+    const report = n.fs.crash(this.rng);
+    this.coverage.tornWrites += report.pagesTorn;
+    if (!n.restartPending) {
+      n.restartPending = true;
+      this.q.push(this.now + this.rng.range(20_000, this.params.downUsMax), { kind: 'restart', node: n.id });
+    }
+  }
+
+  private restart(n: SimNode): void {
+    n.restartPending = false;
+    if (n.core) return;
+    if (this.wipeOnRestart) {
+      n.fs = new SimFs();
+      n.fs.mkdirp(DATA_DIR);
+    }
+    this.coverage.restarts++;
+    this.record(`restart r${n.id}`);
+    this.bootNode(n);
+  }
+
+  private scheduleTick(n: SimNode): void {
+    const us = Math.round(TICK_US / this.params.clockRates[n.id]!);
+    this.q.push(this.now + us, { kind: 'tick', node: n.id, inc: n.inc });
+  }
+
+  /** Routes everything a core's Ready asks for. */
+  private drain(n: SimNode): void {
+    const core = n.core;
+    if (!core) return;
+    const r: Ready = core.takeReady();
+    for (const { seq, record } of r.persist) {
+      n.log!.append(encodeRecord(record));
+      n.appendedSeq = seq;
+      if (record.type === 'accept') n.unsyncedAccepts.set(seq, record);
+    }
+    for (const m of r.send) this.sendMessage(m);
+    for (const d of r.sendAfterPersist) n.deferred.push(d);
+    for (const e of r.execute) this.execute(n, e.decree, e.value);
+    if (r.role === 'primary') {
+      this.elections++;
+      this.record(`r${n.id} primary ${core.status().leaderBallot}`);
+    }
+    for (const c of r.dropped.outcomeUnknown) this.answerPending(n, c, { kind: 'unknown' });
+    for (const c of r.dropped.neverProposed) this.answerPending(n, c, { kind: 'notPrimary', hint: -1 });
+    if (!n.syncing && n.appendedSeq > n.syncedSeq) this.startSync(n);
+  }
+
+  private startSync(n: SimNode): void {
+    const p = this.params;
+    const us = this.rng.chance(p.slowFsyncRate) ? this.rng.range(1, p.slowFsyncUsMax) : this.rng.range(20, p.fsyncUsMax);
+    n.syncing = true;
+    this.q.push(this.now + us, { kind: 'syncDone', node: n.id, inc: n.inc, upTo: n.appendedSeq });
+  }
+
+  private syncDone(n: SimNode, upTo: number): void {
+    n.syncing = false;
+    n.syncedSeq = upTo;
+    n.log!.sync();
+    for (const [seq, a] of n.unsyncedAccepts) {
+      if (seq > upTo) break;
+      this.oracle.durableAccept(n.id, a.decree, a.ballot, a.value, this.now);
+      n.unsyncedAccepts.delete(seq);
+    }
+    if (this.targetedCrash(n, upTo)) return;
+    n.core!.persisted(upTo);
+    const keep: DeferredMessage[] = [];
+    for (const d of n.deferred) {
+      if (d.afterSeq <= upTo) this.sendMessage(d.message);
+      else keep.push(d);
+    }
+    n.deferred = keep;
+    this.drain(n);
+  }
+
+  /** Crashes at the points where a lost reply is most dangerous, at the seed's chosen rates. */
+  private targetedCrash(n: SimNode, upTo: number): boolean {
+    const p = this.params;
+    if (this.quiet) return false;
+    const due = n.deferred.filter((d) => d.afterSeq <= upTo);
+    if (due.some((d) => d.message.type === 'prepareAccepted') && this.rng.chance(p.crashAfterPromiseRate)) {
+      this.coverage.crashesAfterPromise++;
+      this.crash(n, 'promise durable, reply not sent');
+      return true;
+    }
+    if (due.some((d) => d.message.type === 'accepted') && this.rng.chance(p.crashBeforeAckRate)) {
+      this.coverage.crashesBeforeAck++;
+      this.crash(n, 'accept durable, ack not sent');
+      return true;
+    }
+    return false;
+  }
+
+  private execute(n: SimNode, decree: number, value: import('../core/types.js').DecreeValue): void {
+    if (decree !== n.executed + 1) this.violations.push(`r${n.id} executed ${decree} after ${n.executed}`);
+    n.executed = decree;
+    this.oracle.executed(n.id, decree, value);
+    if (value.kind !== 'batch') return;
+    for (const bytes of value.commands) {
+      const cmd = decodeKvCommand(bytes);
+      const { result, duplicate } = n.kv.execute(cmd);
+      if (duplicate) this.violations.push(`r${n.id} executed request ${cmd.c}:${cmd.s} twice`);
+      const waiting = n.pending.get(requestKey(cmd.c, cmd.s));
+      if (waiting) {
+        n.pending.delete(requestKey(cmd.c, cmd.s));
+        this.toClient(waiting.client, waiting.attempt, { kind: 'result', result });
+      }
+    }
+  }
+
+  private answerPending(n: SimNode, bytes: Uint8Array, reply: ClientReply): void {
+    const cmd = decodeKvCommand(bytes);
+    const key = requestKey(cmd.c, cmd.s);
+    const waiting = n.pending.get(key);
+    if (!waiting) return;
+    n.pending.delete(key);
+    this.toClient(waiting.client, waiting.attempt, reply);
+  }
+
+  // ─── network ──────────────────────────────────────────────────────────────────────────────
+
+  private linkKey(from: number, to: number): number {
+    return from * 64 + to;
+  }
+
+  private delayUs(): number {
+    const p = this.params;
+    if (!this.quiet && this.rng.chance(p.longDelayRate)) return this.rng.range(1, p.longDelayUsMax);
+    return this.rng.range(20, p.delayUsMax);
+  }
+
+  private sendMessage(m: Message): void {
+    if (this.blocked.has(this.linkKey(m.from, m.to))) return;
+    if (!this.quiet && this.rng.chance(this.params.lossRate)) return;
+    this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m });
+    if (!this.quiet && this.rng.chance(this.params.dupRate)) {
+      this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m });
+    }
+  }
+
+  /** Client links see loss and delay but not partitions (clients sit beside every replica). */
+  private toClient(client: number, attempt: number, reply: ClientReply): void {
+    if (!this.quiet && this.rng.chance(this.params.lossRate)) return;
+    this.q.push(this.now + this.delayUs(), { kind: 'reply', client, attempt, reply });
+  }
+
+  // ─── faults ───────────────────────────────────────────────────────────────────────────────
+
+  private fault(): void {
+    if (this.quiet) return;
+    const w = this.params.faultWeights;
+    const kinds = Object.keys(w) as FaultKind[];
+    let roll = this.rng.int(kinds.reduce((s, k) => s + w[k], 0));
+    const kind = kinds.find((k) => (roll -= w[k]) < 0)!;
+    this.applyFault(kind);
+    const mean = this.params.faultEveryUs;
+    this.q.push(this.now + this.rng.range(Math.floor(mean / 2), Math.floor((mean * 3) / 2)), { kind: 'fault' });
+  }
+
+  private applyFault(kind: FaultKind): void {
+    const up = this.nodes.filter((n) => n.core);
+    const primary = up.find((n) => n.core!.status().role === 'primary');
+    switch (kind) {
+      case 'crashRandom':
+        if (up.length > 0) this.crash(this.rng.pick(up), 'random');
+        return;
+      case 'crashPrimary':
+        if (primary) this.crash(primary, 'primary');
+        return;
+      case 'restart': {
+        const down = this.nodes.filter((n) => !n.core);
+        if (down.length > 0) this.restart(this.rng.pick(down));
+        return;
+      }
+      case 'partition': {
+        const side = new Set(this.nodes.filter(() => this.rng.chance(0.5)).map((n) => n.id));
+        this.record(`partition {${[...side].join(',')}}`);
+        for (const a of this.nodes) for (const b of this.nodes) {
+          if (side.has(a.id) !== side.has(b.id)) this.blocked.add(this.linkKey(a.id, b.id));
+        }
+        return;
+      }
+      case 'oneWay': {
+        const a = this.rng.int(this.nodes.length);
+        const b = (a + 1 + this.rng.int(this.nodes.length - 1)) % this.nodes.length;
+        this.coverage.oneWayPartitions++;
+        this.record(`one-way r${a} -/-> r${b}`);
+        this.blocked.add(this.linkKey(a, b));
+        return;
+      }
+      case 'isolatePrimary':
+        if (!primary) return;
+        this.record(`isolate r${primary.id}`);
+        for (const b of this.nodes) {
+          if (b !== primary) {
+            this.blocked.add(this.linkKey(primary.id, b.id));
+            this.blocked.add(this.linkKey(b.id, primary.id));
+          }
+        }
+        return;
+      case 'heal':
+        this.record('heal');
+        this.blocked.clear();
+        return;
+    }
+  }
+
+  /** The last heal: no more faults, every replica up, a reliable network. */
+  private finalHeal(): void {
+    this.quiet = true;
+    this.healUs = this.now;
+    this.blocked.clear();
+    this.record('final heal');
+    for (const n of this.nodes) if (!n.core) this.restart(n);
+  }
+
+  // ─── clients ──────────────────────────────────────────────────────────────────────────────
+
+  private startOp(c: SimClient): void {
+    if (this.stopClients) return;
+    const p = this.params;
+    const key = `k${this.rng.int(p.keys)}`;
+    const roll = this.rng.next();
+    const seq = ++c.seq;
+    const value = `v${c.id}.${seq}`;
+    let input: KvInput;
+    let cmd: KvCommand;
+    if (roll < p.getRatio) {
+      input = { kind: 'get' };
+      cmd = { c: c.id, s: seq, op: 'get', k: key };
+    } else if (roll < p.getRatio + p.casRatio) {
+      const expected = c.lastRead.get(key) ?? null;
+      input = { kind: 'cas', expected, value };
+      cmd = { c: c.id, s: seq, op: 'cas', k: key, e: expected, v: value };
+    } else {
+      input = { kind: 'put', value };
+      cmd = { c: c.id, s: seq, op: 'put', k: key, v: value };
+    }
+    c.current = {
+      op: { id: ++this.opIds, clientId: c.id, key, input, callTime: this.now },
+      seq, cmd: encodeKvCommand(cmd), attempt: 0, target: c.target,
+    };
+    this.sendAttempt(c);
+  }
+
+  private sendAttempt(c: SimClient): void {
+    const cur = c.current!;
+    cur.attempt = ++c.attempts;
+    if (!this.quiet && this.rng.chance(this.params.lossRate)) {
+      // The request is lost on the way: the client will time out.
+    } else {
+      this.q.push(this.now + this.delayUs(), { kind: 'request', node: cur.target, client: c.id, attempt: cur.attempt, cmd: cur.cmd });
+    }
+    this.q.push(this.now + this.params.clientTimeoutUs, { kind: 'clientTimeout', client: c.id, attempt: cur.attempt });
+  }
+
+  private onRequest(nodeId: number, client: number, attempt: number, cmdBytes: Uint8Array): void {
+    const n = this.nodes[nodeId]!;
+    if (!n.core) return; // a down replica answers nothing: the client times out
+    const res = n.core.propose(cmdBytes);
+    if (!res.ok) {
+      this.toClient(client, attempt, { kind: 'notPrimary', hint: res.primaryHint });
+      return;
+    }
+    const cmd = decodeKvCommand(cmdBytes);
+    n.pending.set(requestKey(cmd.c, cmd.s), { client, attempt });
+    this.drain(n);
+  }
+
+  private onReply(c: SimClient, attempt: number, reply: ClientReply): void {
+    const cur = c.current;
+    if (!cur || cur.attempt !== attempt) return; // a late answer to an abandoned attempt
+    if (reply.kind === 'notPrimary') {
+      // Never proposed: safe to try the same operation elsewhere.
+      c.target = reply.hint >= 0 ? reply.hint : this.rng.int(this.params.replicas);
+      cur.target = c.target;
+      this.sendAttempt(c);
+      return;
+    }
+    if (reply.kind === 'unknown') this.finishOp(c, null, 'ok');
+    else this.finishOp(c, this.now, reply.result as KvOutput);
+  }
+
+  private finishOp(c: SimClient, returnTime: number | null, output: KvOutput): void {
+    const cur = c.current!;
+    this.history.push({ ...cur.op, returnTime, output });
+    if (returnTime !== null && cur.op.input.kind === 'get') c.lastRead.set(cur.op.key, output as string | null);
+    if (returnTime !== null && cur.op.callTime >= this.healUs && this.liveAtUs === Infinity) this.liveAtUs = this.now;
+    c.current = null;
+    this.q.push(this.now + this.rng.range(0, this.params.thinkUsMax), { kind: 'clientStart', client: c.id - 1 });
+  }
+
+  // ─── the step loop ────────────────────────────────────────────────────────────────────────
+
+  private step(e: Event): void {
+    switch (e.kind) {
+      case 'tick': {
+        const n = this.nodes[e.node]!;
+        if (!n.core || n.inc !== e.inc) return;
+        n.core.tick();
+        this.drain(n);
+        const s = n.core.status();
+        if (s.phase === 2 && s.role !== 'primary' && !this.quiet && this.rng.chance(this.params.crashDuringReproposalRate)) {
+          this.coverage.crashesDuringReproposal++;
+          this.crash(n, 'during re-proposal');
+          return;
+        }
+        this.scheduleTick(n);
+        return;
+      }
+      case 'deliver': {
+        const n = this.nodes[e.message.to]!;
+        if (!n.core) return;
+        this.mix(e.message.from * 31 + e.message.to, e.message.type.length);
+        n.core.receive(e.message);
+        this.drain(n);
+        return;
+      }
+      case 'syncDone': {
+        const n = this.nodes[e.node]!;
+        if (n.core && n.inc === e.inc) this.syncDone(n, e.upTo);
+        return;
+      }
+      case 'request': return this.onRequest(e.node, e.client, e.attempt, e.cmd);
+      case 'reply': return this.onReply(this.clients[e.client - 1]!, e.attempt, e.reply);
+      case 'clientStart': return this.startOp(this.clients[e.client]!);
+      case 'clientTimeout': {
+        const c = this.clients[e.client - 1]!;
+        if (c.current && c.current.attempt === e.attempt) {
+          c.target = this.rng.int(this.params.replicas);
+          this.finishOp(c, null, 'ok');
+        }
+        return;
+      }
+      case 'fault': return this.fault();
+      case 'restart': return this.restart(this.nodes[e.node]!);
+      case 'heal': return this.finalHeal();
+    }
+  }
+
+  private collectViolations(): void {
+    if (this.oracle.violations.length > 0) this.violations.push(...this.oracle.violations.splice(0));
+  }
+
+  // ─── the end ──────────────────────────────────────────────────────────────────────────────
+
+  private finish(): SeedResult {
+    for (const n of this.nodes) if (n.core) this.harvestCoreStats(n.core);
+    this.checkAcknowledgedKept();
+    this.checkReplicaDigests();
+    let unchecked = 0;
+    if (this.violations.length === 0) {
+      const lin = checkLinearizable(this.history);
+      if (!lin.ok) {
+        unchecked = lin.unchecked;
+        this.violations.push(`linearizability (${lin.reason}) on key ${lin.key}: ${lin.detail}`);
+      }
+    }
+    const livenessOk = this.liveAtUs - this.healUs <= LIVENESS_US;
+    if (!livenessOk && this.violations.length === 0) {
+      this.violations.push(`liveness: no commit within ${LIVENESS_US} us of the last heal`);
+    }
+    this.mix(this.oracle.chosenCount, this.history.length);
+    return {
+      seed: this.opts.seed, replicas: this.params.replicas, violations: this.violations, unchecked,
+      decreesCommitted: this.oracle.chosenCount, opsChecked: this.history.filter((o) => o.returnTime !== null).length,
+      clientOps: this.history.length, elections: this.elections, livenessOk, coverage: this.coverage,
+      traceHash: (this.hash >>> 0).toString(16).padStart(8, '0'), trace: this.trace,
+    };
+  }
+
+  /** Every write a client saw acknowledged is in a chosen decree. */
+  private checkAcknowledgedKept(): void {
+    const seen = new Set<string>();
+    for (const v of this.oracle.chosenDigests()) {
+      if (!v.startsWith('batch:')) continue;
+      for (const c of v.slice(6).split('\u0001')) {
+        const cmd = JSON.parse(c) as KvCommand;
+        seen.add(requestKey(cmd.c, cmd.s));
+      }
+    }
+    for (const op of this.history) {
+      if (op.returnTime === null || op.input.kind === 'get') continue;
+      const seq = Number(/\.(\d+)$/.exec(op.input.value)![1]);
+      if (!seen.has(requestKey(op.clientId, seq))) {
+        this.violations.push(`acknowledged ${op.input.kind} ${op.key}=${op.input.value} is not in the chosen log`);
+      }
+    }
+  }
+
+  /** Replicas that executed the same number of decrees hold the same state. */
+  private checkReplicaDigests(): void {
+    const byExecuted = new Map<number, string>();
+    for (const n of this.nodes) {
+      if (!n.core) continue;
+      const d = n.kv.digest();
+      const prior = byExecuted.get(n.executed);
+      if (prior !== undefined && prior !== d) this.violations.push(`replicas at decree ${n.executed} hold different states`);
+      byExecuted.set(n.executed, d);
+    }
+  }
+
+  private harvestCoreStats(core: Replica): void {
+    const s = core.stats;
+    this.coverage.phase1WithHoles += s.phase1WithHoles;
+    this.coverage.noopsFilled += s.noopsFilled;
+    this.coverage.staleCopiesRefetched += s.staleCopiesRefetched;
+    this.coverage.fetches += s.fetchesSent;
+    this.coverage.stickyRefusals += s.stickyRefusals;
+  }
+
+  traceTail(): string[] {
+    return [...this.trace];
+  }
+
+  private record(line: string): void {
+    const entry = `${(this.now / 1000).toFixed(3)}ms ${line}`;
+    this.trace.push(entry);
+    if (this.trace.length > TRACE_TAIL) this.trace.shift();
+    for (let i = 0; i < entry.length; i++) this.mix(entry.charCodeAt(i), 0);
+  }
+
+  /** FNV-1a over the event stream: equal hashes mean the same run. */
+  private mix(a: number, b: number): void {
+    let h = this.hash;
+    h = Math.imul(h ^ (a & 0xffff), 0x01000193);
+    h = Math.imul(h ^ (b & 0xffff), 0x01000193);
+    h = Math.imul(h ^ (this.now & 0xffff), 0x01000193);
+    this.hash = h >>> 0;
+  }
+}
