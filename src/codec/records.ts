@@ -5,6 +5,7 @@
  *   promise: u8 1 | f64 ballot
  *   commit:  u8 3 | f64 decree
  *   accept:  u8 2 | f64 decree | f64 ballot | u8 kind (0 noop, 1 batch, 2 config) | body
+ *   learned: u8 4 | the same as accept
  *            batch body:  u32 count | count × (u32 length | bytes)
  *            config body: u32 count | count × u32 id
  */
@@ -14,6 +15,7 @@ import type { DecreeValue, LogRecord } from '../core/types.js';
 const T_PROMISE = 1;
 const T_ACCEPT = 2;
 const T_COMMIT = 3;
+const T_LEARNED = 4;
 
 function valueBytes(v: DecreeValue): number {
   if (v.kind === 'noop') return 1;
@@ -24,7 +26,7 @@ function valueBytes(v: DecreeValue): number {
 }
 
 export function encodeRecord(r: LogRecord): Uint8Array {
-  const size = r.type === 'accept' ? 1 + 16 + valueBytes(r.value) : 9;
+  const size = r.type === 'accept' || r.type === 'learned' ? 1 + 16 + valueBytes(r.value) : 9;
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
   if (r.type === 'promise') {
@@ -34,7 +36,7 @@ export function encodeRecord(r: LogRecord): Uint8Array {
     out[0] = T_COMMIT;
     dv.setFloat64(1, r.decree, true);
   } else {
-    out[0] = T_ACCEPT;
+    out[0] = r.type === 'accept' ? T_ACCEPT : T_LEARNED;
     dv.setFloat64(1, r.decree, true);
     dv.setFloat64(9, r.ballot, true);
     writeValue(out, dv, 17, r.value);
@@ -70,7 +72,7 @@ export function decodeRecord(bytes: Uint8Array): LogRecord {
     const n = dv.getFloat64(1, true);
     return type === T_PROMISE ? { type: 'promise', ballot: n } : { type: 'commit', decree: n };
   }
-  assert(type === T_ACCEPT && bytes.length >= 18, 'record type');
+  assert((type === T_ACCEPT || type === T_LEARNED) && bytes.length >= 18, 'record type');
   const decree = dv.getFloat64(1, true);
   const ballot = dv.getFloat64(9, true);
   const kind = bytes[17];
@@ -95,5 +97,5 @@ export function decodeRecord(bytes: Uint8Array): LogRecord {
     assert(p === bytes.length, 'batch length');
     value = { kind: 'batch', commands };
   }
-  return { type: 'accept', decree, ballot, value };
+  return { type: type === T_ACCEPT ? 'accept' : 'learned', decree, ballot, value };
 }

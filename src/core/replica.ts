@@ -167,7 +167,7 @@ export class Replica {
     for (const rec of records) {
       if (rec.type === 'promise') {
         if (!forget) r.promised = Math.max(r.promised, rec.ballot);
-      } else if (rec.type === 'accept') {
+      } else if (rec.type === 'accept' || rec.type === 'learned') {
         r.promised = Math.max(r.promised, rec.ballot);
         const have = r.log.get(rec.decree);
         if (!have || have.ballot < rec.ballot) r.storeCopy(rec.decree, rec.ballot, rec.value, 0);
@@ -428,6 +428,7 @@ export class Replica {
   private onFetchReply(from: number, entries: readonly Entry[]): void {
     // A primary's commit point moves only by its own quorums; its window bookkeeping depends on it.
     if (this.leader && this.leader.phase === 2) return;
+    const before = this.committed;
     for (const e of entries) {
       if (e.decree <= this.committed) continue;
       if (e.decree !== this.committed + 1) break;
@@ -435,7 +436,7 @@ export class Replica {
       if (have && have.ballot !== e.ballot) this.stats.staleCopiesRefetched++;
       if (!have || have.ballot < e.ballot) {
         // A chosen value under a ballot at which it was chosen: safe to report in phase 1.
-        this.storeCopy(e.decree, e.ballot, e.value, this.persist({ type: 'accept', ...e }));
+        this.storeCopy(e.decree, e.ballot, e.value, this.persist({ type: 'learned', ...e }));
       } else if (this.o.verify) {
         assert(sameValue(have.value, e.value), 'higher copy of a chosen decree differs');
       }
@@ -443,7 +444,9 @@ export class Replica {
     }
     const f = this.fetch;
     if (f && this.committed >= f.toDecree) this.fetch = null;
-    else if (f && f.peer === from && entries.length > 0) this.sendFetch();
+    // Ask for the next chunk only when this reply made progress: a duplicated or stale reply
+    // must not spawn another request, or duplicates multiply into a fetch storm.
+    else if (f && f.peer === from && this.committed > before) this.sendFetch();
     if (this.query && !this.fetch && this.query.responded.size === this.peers.length) this.startPhase1();
   }
 

@@ -149,12 +149,17 @@ export const CROSS_CONFIG_TYPES: ReadonlySet<MessageType> = new Set<MessageType>
 
 /**
  * Durable records, appended to one ordered log. Recovery rules (see Replica.restore):
- * promised = the highest ballot in any record; per decree the highest-ballot accept wins;
+ * promised = the highest ballot in any record; per decree the highest-ballot copy wins;
  * committed = the highest commit record.
  */
 export type LogRecord =
   | { readonly type: 'promise'; readonly ballot: number }
   | { readonly type: 'accept'; readonly decree: number; readonly ballot: number; readonly value: DecreeValue }
+  /**
+   * A chosen value copied by catch-up, under the ballot its server holds it at. It is not a vote,
+   * but recovery treats it like an accept: reporting a chosen value in phase 1 is always safe.
+   */
+  | { readonly type: 'learned'; readonly decree: number; readonly ballot: number; readonly value: DecreeValue }
   | { readonly type: 'commit'; readonly decree: number };
 
 export interface PersistItem {

@@ -28,12 +28,31 @@ export class AgreementOracle {
   private readonly accepted = new Map<number, Map<number, { digest: string; acceptors: Set<number> }>>();
   private readonly chosen = new Map<number, string>();
   private readonly chosenAt = new Map<number, number>();
+  /** Per acceptor, the highest ballot it has durably promised (or accepted). */
+  private readonly durablePromise = new Map<number, number>();
   violations: string[] = [];
 
   constructor(private readonly quorumOf: (decree: number) => number) {}
 
-  /** Acceptor `node` has durably accepted (decree, ballot, value). */
+  /** Acceptor `node` has durably promised `ballot`. */
+  durablePromised(node: number, ballot: number): void {
+    if (ballot > (this.durablePromise.get(node) ?? 0)) this.durablePromise.set(node, ballot);
+  }
+
+  /**
+   * Acceptor `node` has durably accepted (decree, ballot, value). Paxos's acceptor rule is checked
+   * here too: an acceptor never accepts below a ballot it durably promised — even after a crash
+   * or with a wiped disk, because a promise, once given, was relied on by some candidate.
+   */
   durableAccept(node: number, decree: number, ballot: number, value: DecreeValue, time: number): void {
+    // Recovery re-reports old records: an acceptance already counted is not a new one.
+    if (this.accepted.get(decree)?.get(ballot)?.acceptors.has(node)) return;
+    const promised = this.durablePromise.get(node) ?? 0;
+    if (ballot < promised) {
+      this.violations.push(`acceptor ${node} accepted decree ${decree} at ballot ${ballot} after durably promising ${promised}`);
+      return;
+    }
+    this.durablePromised(node, ballot);
     let byBallot = this.accepted.get(decree);
     if (!byBallot) this.accepted.set(decree, (byBallot = new Map()));
     const digest = valueDigest(value);

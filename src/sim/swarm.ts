@@ -51,6 +51,8 @@ export interface SwarmParams {
   readonly chaosUs: number;
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 export type FaultKind =
   | 'crashRandom'
   | 'crashPrimary'
@@ -64,7 +66,8 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
   const r = new Random(seed ^ 0x5eed5eed);
   const n = replicas ?? r.pick([3, 5]);
   const calm = r.chance(0.15); // some seeds run nearly fault-free, to reach deep pipelines
-  return {
+  const clients = r.range(Math.max(3, n), 9);
+  const base: Mutable<SwarmParams> = {
     replicas: n,
     clockRates: Array.from({ length: n }, () => CLOCK_RATE_MIN + r.next() * (CLOCK_RATE_MAX - CLOCK_RATE_MIN)),
     lossRate: calm ? 0 : r.next() * 0.3,
@@ -94,12 +97,17 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
     batchBytesMax: r.pick([64, 512, 65536]),
     messageEntriesMax: r.pick([2, 8, 64]),
     catchUpBeforePrepare: r.chance(0.5),
-    clients: r.range(Math.max(3, n), 9),
+    clients,
     keys: r.range(1, 3),
     getRatio: 0.3 + r.next() * 0.2,
     casRatio: 0.05 + r.next() * 0.15,
-    thinkUsMax: r.range(1_000, 20_000),
+    thinkUsMax: 0,
     clientTimeoutUs: r.range(2, 4) * ELECTION_US_MAX,
     chaosUs: r.range(3_000_000, 5_000_000),
   };
+  // Think time sized so that a fault-free run makes about `targetOps` operations: enough history
+  // to check, without letting calm seeds balloon to thousands of operations.
+  const targetOps = r.range(1000, 2000);
+  base.thinkUsMax = Math.round((2 * base.chaosUs * base.clients) / targetOps);
+  return base;
 }

@@ -13,7 +13,7 @@ import type { KvInput, KvOperation, KvOutput } from '../check/history.js';
 import { encodeRecord, decodeRecord } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
 import type { CoreMutation } from '../core/options.js';
-import type { DeferredMessage, Message, Ready } from '../core/types.js';
+import type { DecreeValue, DeferredMessage, LogRecord, Message, Ready } from '../core/types.js';
 import { KvStateMachine, decodeKvCommand, encodeKvCommand, requestKey, type KvCommand, type KvResult } from '../kv/kv.js';
 import { Random } from '../util/random.js';
 import { EventQueue } from './event-queue.js';
@@ -84,8 +84,8 @@ interface SimNode {
   syncedSeq: number;
   syncing: boolean;
   deferred: DeferredMessage[];
-  /** seq → accept record content, kept until durable (for the oracle). */
-  unsyncedAccepts: Map<number, { decree: number; ballot: number; value: import('../core/types.js').DecreeValue }>;
+  /** seq → promise and accept records, kept until durable (for the oracle), in seq order. */
+  unsynced: Map<number, LogRecord>;
   kv: KvStateMachine;
   executed: number;
   pending: Map<string, { client: number; attempt: number }>;
@@ -183,7 +183,7 @@ export class World {
     fs.mkdirp(DATA_DIR);
     return {
       id, fs, log: null, core: null, inc: 0, appendedSeq: 0, syncedSeq: 0, syncing: false, deferred: [],
-      unsyncedAccepts: new Map(), kv: new KvStateMachine(), executed: 0, pending: new Map(),
+      unsynced: new Map(), kv: new KvStateMachine(), executed: 0, pending: new Map(),
       restartPending: false,
     };
   }
@@ -192,10 +192,8 @@ export class World {
   private bootNode(n: SimNode): void {
     const { log, records } = RecordLog.recover(n.fs, DATA_DIR);
     const decoded = records.map(decodeRecord);
-    for (const r of decoded) {
-      // Recovery fsyncs what it kept, so a surviving unsynced accept is now durable too.
-      if (r.type === 'accept') this.oracle.durableAccept(n.id, r.decree, r.ballot, r.value, this.now);
-    }
+    // Recovery fsyncs what it kept, so a surviving unsynced record is now durable too.
+    for (const r of decoded) this.noteDurable(n, r);
     const p = this.params;
     const random = new Random(this.rng.int(0x7fffffff));
     n.core = Replica.restore({
@@ -211,7 +209,7 @@ export class World {
     n.syncedSeq = 0;
     n.syncing = false;
     n.deferred = [];
-    n.unsyncedAccepts.clear();
+    n.unsynced.clear();
     n.kv = new KvStateMachine();
     n.executed = 0;
     n.pending.clear();
@@ -259,7 +257,7 @@ export class World {
     for (const { seq, record } of r.persist) {
       n.log!.append(encodeRecord(record));
       n.appendedSeq = seq;
-      if (record.type === 'accept') n.unsyncedAccepts.set(seq, record);
+      if (record.type === 'accept' || record.type === 'promise') n.unsynced.set(seq, record);
     }
     for (const m of r.send) this.sendMessage(m);
     for (const d of r.sendAfterPersist) n.deferred.push(d);
@@ -284,12 +282,13 @@ export class World {
     n.syncing = false;
     n.syncedSeq = upTo;
     n.log!.sync();
-    for (const [seq, a] of n.unsyncedAccepts) {
+    for (const [seq, r] of n.unsynced) {
       if (seq > upTo) break;
-      this.oracle.durableAccept(n.id, a.decree, a.ballot, a.value, this.now);
-      n.unsyncedAccepts.delete(seq);
+      this.noteDurable(n, r);
+      n.unsynced.delete(seq);
     }
-    if (this.targetedCrash(n, upTo)) return;
+    const crashPoint = this.targetedCrash(n, upTo);
+    if (crashPoint === 'beforeReply') return;
     n.core!.persisted(upTo);
     const keep: DeferredMessage[] = [];
     for (const d of n.deferred) {
@@ -297,28 +296,35 @@ export class World {
       else keep.push(d);
     }
     n.deferred = keep;
-    this.drain(n);
+    if (crashPoint === 'afterReply') this.crash(n, 'promise durable, reply sent');
+    else this.drain(n);
+  }
+
+  private noteDurable(n: SimNode, r: LogRecord): void {
+    if (r.type === 'promise') this.oracle.durablePromised(n.id, r.ballot);
+    else if (r.type === 'accept') this.oracle.durableAccept(n.id, r.decree, r.ballot, r.value, this.now);
   }
 
   /** Crashes at the points where a lost reply is most dangerous, at the seed's chosen rates. */
-  private targetedCrash(n: SimNode, upTo: number): boolean {
+  private targetedCrash(n: SimNode, upTo: number): 'beforeReply' | 'afterReply' | null {
     const p = this.params;
-    if (this.quiet) return false;
+    if (this.quiet) return null;
     const due = n.deferred.filter((d) => d.afterSeq <= upTo);
     if (due.some((d) => d.message.type === 'prepareAccepted') && this.rng.chance(p.crashAfterPromiseRate)) {
       this.coverage.crashesAfterPromise++;
+      if (this.rng.chance(0.5)) return 'afterReply'; // the candidate relies on a promise we then lose
       this.crash(n, 'promise durable, reply not sent');
-      return true;
+      return 'beforeReply';
     }
     if (due.some((d) => d.message.type === 'accepted') && this.rng.chance(p.crashBeforeAckRate)) {
       this.coverage.crashesBeforeAck++;
       this.crash(n, 'accept durable, ack not sent');
-      return true;
+      return 'beforeReply';
     }
-    return false;
+    return null;
   }
 
-  private execute(n: SimNode, decree: number, value: import('../core/types.js').DecreeValue): void {
+  private execute(n: SimNode, decree: number, value: DecreeValue): void {
     if (decree !== n.executed + 1) this.violations.push(`r${n.id} executed ${decree} after ${n.executed}`);
     n.executed = decree;
     this.oracle.executed(n.id, decree, value);
