@@ -15,8 +15,9 @@ const MUTATIONS: readonly SimMutation[] = [
 export function simCommand(argv: readonly string[]): number {
   const f = parseFlags(argv, {
     seeds: 'number', seed: 'number', start: 'number', replicas: 'number', json: 'boolean',
-    mutation: 'string', verbose: 'boolean',
+    mutation: 'string', verbose: 'boolean', 'all-mutations': 'boolean',
   });
+  if (f['all-mutations']) return mutationBattery(f.start ?? 1, f.seeds ?? 1000, f.replicas ?? null);
   const envSeed = process.env['SEED'];
   const single = f.seed ?? (envSeed !== undefined && envSeed !== '' ? Number(envSeed) : undefined);
   if (single !== undefined && !Number.isSafeInteger(single)) throw new UsageError('--seed must be an integer');
@@ -43,7 +44,8 @@ export function simCommand(argv: readonly string[]): number {
   const out = {
     seeds: s.seeds, violations: s.violations, unchecked: s.unchecked, decreesCommitted: s.decreesCommitted,
     opsChecked: s.opsChecked, clientOps: s.clientOps, elections: s.elections, liveness: s.liveness,
-    coverage: s.coverage, failedSeeds: s.failedSeeds.slice(0, 20), mutation,
+    coverage: s.coverage, failedSeedCount: s.failedSeeds.length, failedSeeds: s.failedSeeds.slice(0, 20),
+    mutation,
     seconds: Math.round((Date.now() - started) / 100) / 10,
     ...(single !== undefined ? { traceHash: results[0]!.traceHash } : {}),
   };
@@ -54,6 +56,27 @@ export function simCommand(argv: readonly string[]): number {
     console.log(JSON.stringify(out, null, 2));
   }
   return s.violations > 0 || s.liveness !== 'ok' || s.unchecked > 0 ? 1 : 0;
+}
+
+/**
+ * Proves the checkers can fail: runs the standard seed range once per deliberate bug and reports,
+ * per bug, how many seeds caught it and the first one. Exits non-zero if any bug went uncaught.
+ */
+function mutationBattery(start: number, count: number, replicas: number | null): number {
+  let uncaught = 0;
+  for (const mutation of MUTATIONS) {
+    const started = Date.now();
+    const failed: number[] = [];
+    for (const seed of range(start, count)) {
+      if (runSeed(seed, replicas, mutation).violations.length > 0) failed.push(seed);
+    }
+    if (failed.length === 0) uncaught++;
+    console.log(JSON.stringify({
+      mutation, seeds: count, replicas, caughtBySeeds: failed.length, firstCatchingSeed: failed[0] ?? null,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+    }));
+  }
+  return uncaught > 0 ? 1 : 0;
 }
 
 function printFailure(r: SeedResult, toStderr = false): void {

@@ -576,14 +576,15 @@ export class Replica {
     let holes = 0;
     for (let d = l.fromDecree; d <= hi; d++) {
       const e = best.get(d);
-      if (e) values.set(d, e.value);
-      else if (this.o.mutation !== 'noNoopFill') {
-        values.set(d, NOOP);
+      if (e) {
+        values.set(d, e.value);
+      } else {
         holes++;
+        if (this.o.mutation !== 'noNoopFill') values.set(d, NOOP);
       }
     }
     if (holes > 0) this.stats.phase1WithHoles++;
-    this.stats.noopsFilled += holes;
+    if (this.o.mutation !== 'noNoopFill') this.stats.noopsFilled += holes;
     this.beginPhase2(l, values, hi);
   }
 

@@ -40,6 +40,7 @@ export interface Coverage {
   crashesAfterPromise: number;
   crashesBeforeAck: number;
   crashesDuringReproposal: number;
+  crashesWithWindow: number;
   restarts: number;
   fetches: number;
   stickyRefusals: number;
@@ -64,7 +65,8 @@ type ClientReply = { kind: 'result'; result: KvResult } | { kind: 'notPrimary'; 
 
 type Event =
   | { kind: 'tick'; node: number; inc: number }
-  | { kind: 'deliver'; message: Message }
+  /** `senderInc` and `fragile`: a message still in flight when its sender crashes may be lost. */
+  | { kind: 'deliver'; message: Message; senderInc: number; fragile: boolean }
   | { kind: 'request'; node: number; client: number; attempt: number; cmd: Uint8Array }
   | { kind: 'reply'; client: number; attempt: number; reply: ClientReply }
   | { kind: 'syncDone'; node: number; inc: number; upTo: number }
@@ -129,7 +131,7 @@ export class World {
   private readonly coverage: Coverage = {
     primaryCrashes: 0, phase1WithHoles: 0, noopsFilled: 0, staleCopiesRefetched: 0, tornWrites: 0,
     oneWayPartitions: 0, crashesAfterPromise: 0, crashesBeforeAck: 0, crashesDuringReproposal: 0,
-    restarts: 0, fetches: 0, stickyRefusals: 0,
+    crashesWithWindow: 0, restarts: 0, fetches: 0, stickyRefusals: 0,
   };
   private elections = 0;
   private opIds = 0;
@@ -365,9 +367,11 @@ export class World {
   private sendMessage(m: Message): void {
     if (this.blocked.has(this.linkKey(m.from, m.to))) return;
     if (!this.quiet && this.rng.chance(this.params.lossRate)) return;
-    this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m });
+    const senderInc = this.nodes[m.from]!.inc;
+    const fragile = this.rng.chance(0.5);
+    this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m, senderInc, fragile });
     if (!this.quiet && this.rng.chance(this.params.dupRate)) {
-      this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m });
+      this.q.push(this.now + this.delayUs(), { kind: 'deliver', message: m, senderInc, fragile });
     }
   }
 
@@ -498,6 +502,10 @@ export class World {
     const cmd = decodeKvCommand(cmdBytes);
     n.pending.set(requestKey(cmd.c, cmd.s), { client, attempt });
     this.drain(n);
+    if (!this.quiet && n.core.status().inflight >= 2 && this.rng.chance(this.params.crashWithWindowRate)) {
+      this.coverage.crashesWithWindow++;
+      this.crash(n, 'primary with a window in flight');
+    }
   }
 
   private onReply(c: SimClient, attempt: number, reply: ClientReply): void {
@@ -544,6 +552,9 @@ export class World {
       case 'deliver': {
         const n = this.nodes[e.message.to]!;
         if (!n.core) return;
+        // A crash of the sender loses what was still queued in its machine, at random.
+        const sender = this.nodes[e.message.from]!;
+        if (e.fragile && (sender.inc !== e.senderInc || !sender.core)) return;
         this.mix(e.message.from * 31 + e.message.to, e.message.type.length);
         n.core.receive(e.message);
         this.drain(n);
