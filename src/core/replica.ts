@@ -328,14 +328,24 @@ export class Replica {
     }
   }
 
-  private onAccept(from: number, ballot: number, decree: number, value: DecreeValue, committed: number): void {
+  /**
+   * The common prologue of a primary's Accept and Heartbeat: a ballot below our promise gets a
+   * nack; otherwise the sender is the primary we follow (any leadership of ours at a lower
+   * ballot ends first). Returns whether to go on.
+   */
+  private admitPrimary(from: number, ballot: number): boolean {
     this.observe(ballot);
     if (ballot < this.promised) {
       this.send({ ...this.env(from), type: 'nack', ballot, promised: this.promised });
-      return;
+      return false;
     }
     if (this.leader && this.leader.ballot < ballot) this.stepDown();
     this.notePrimary(from, ballot);
+    return true;
+  }
+
+  private onAccept(from: number, ballot: number, decree: number, value: DecreeValue, committed: number): void {
+    if (!this.admitPrimary(from, ballot)) return;
     const have = this.log.get(decree);
     let seq: number;
     if (have && have.ballot === ballot) {
@@ -354,13 +364,7 @@ export class Replica {
   }
 
   private onHeartbeat(from: number, ballot: number, committed: number): void {
-    this.observe(ballot);
-    if (ballot < this.promised) {
-      this.send({ ...this.env(from), type: 'nack', ballot, promised: this.promised });
-      return;
-    }
-    if (this.leader && this.leader.ballot < ballot) this.stepDown();
-    this.notePrimary(from, ballot);
+    if (!this.admitPrimary(from, ballot)) return;
     this.send({ ...this.env(from), type: 'heartbeatAck', ballot });
     this.onCommitNotice(from, ballot, committed);
   }
@@ -693,7 +697,7 @@ export class Replica {
 
   private checkChosen(l: LeaderState, decree: number, f: InFlight): void {
     const votes = f.acks.size + (f.selfDurable ? 1 : 0);
-    if (votes < this.quorumSize()) return;
+    if (votes < this.quorumFor(decree)) return;
     f.chosen = true;
     let c = this.committed;
     while (l.inflight.get(c + 1)?.chosen) l.inflight.delete(++c);
@@ -725,8 +729,19 @@ export class Replica {
 
   // ─── shared helpers ───────────────────────────────────────────────────────────────────────
 
+  /** Quorum of the current configuration (phase 1, check-quorum). */
   private quorumSize(): number {
     return Math.floor(this.members.length / 2) + 1;
+  }
+
+  /**
+   * Quorum for a decree: that of the configuration in effect at the decree. Until
+   * reconfiguration lands there is one configuration, from decree 1 on; the call sites already
+   * ask per decree so that the window code needs no change when there are more.
+   */
+  private quorumFor(decree: number): number {
+    assert(decree >= 1, 'quorum of decree 0');
+    return this.quorumSize();
   }
 
   private primaryRecent(): boolean {
