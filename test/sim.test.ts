@@ -61,13 +61,13 @@ test('while a seed runs, ambient time and randomness throw', () => {
 // First catching seed of each deliberate bug in `paxline sim --all-mutations --seeds 1000
 // --replicas 3` (seeds 1..1000, the standard run).
 const CATCHING_SEEDS: Record<SimMutation, number> = {
-  ackBeforePersist: 1,
-  skipPhase1: 0,
-  adoptOneLog: 0,
-  noNoopFill: 0,
-  executeLowerBallotCopy: 0,
-  forgetPromiseOnRestart: 0,
-  wipedDiskRejoin: 0,
+  ackBeforePersist: 1, // caught by 1000 of 1000 seeds
+  skipPhase1: 1, // 758 of 1000
+  adoptOneLog: 14, // 62 of 1000
+  noNoopFill: 37, // 13 of 1000
+  executeLowerBallotCopy: 8, // 34 of 1000
+  forgetPromiseOnRestart: 13, // 29 of 1000
+  wipedDiskRejoin: 12, // 131 of 1000
 };
 
 for (const [mutation, seed] of Object.entries(CATCHING_SEEDS) as [SimMutation, number][]) {

@@ -8,10 +8,12 @@ import type { SimMutation } from './swarm.js';
 
 const GUARDED = ['Date', 'performance', 'setTimeout'] as const;
 
+/** A stand-in that throws when called, constructed, or when any property is read from it. */
 function forbidden(name: string): () => never {
-  return () => {
+  const fail = (): never => {
     throw new Error(`simulator purity: ${name} used while a seed runs`);
   };
+  return new Proxy(fail, { get: fail, apply: fail, construct: fail });
 }
 
 /** Runs `fn` with the ambient clock and randomness disabled. */
