@@ -39,8 +39,17 @@ export interface CoreOptions {
   readonly proposalQueueMax?: number;
   /** Entries per PrepareAccepted chunk / FetchReply (the message size bound). */
   readonly messageEntriesMax?: number;
-  /** Before preparing, ask peers for status and fetch committed decrees, for at most this long. */
+  /**
+   * Before preparing, ask peers' status for at most catchUpTicksMax and fetch the committed
+   * decrees they have. Liveness only: the protocol is safe with it off.
+   */
   readonly catchUpBeforePrepare?: boolean;
+  /**
+   * Before preparing, require that a quorum (with ourselves) sees no live primary, so that a
+   * replica cut off from a healthy primary does not persist a higher ballot and depose it on
+   * return (Raft's pre-vote; RSL's status query). Liveness only: safe with it off.
+   */
+  readonly preVote?: boolean;
   readonly catchUpTicksMax?: number;
   /** Decrees already executed by the state machine (restored from a checkpoint). */
   readonly executedUpTo?: number;
@@ -79,6 +88,7 @@ const DEFAULTS = {
   proposalQueueMax: 65536,
   messageEntriesMax: 64,
   catchUpBeforePrepare: true,
+  preVote: true,
   catchUpTicksMax: 6,
   executedUpTo: 0,
   verify: false,

@@ -25,7 +25,7 @@ import { assert } from './assert.js';
 import { BALLOT_NONE, ballotCounter, makeBallot } from './ballot.js';
 import { type CoreOptions, type ResolvedCoreOptions, resolveCoreOptions } from './options.js';
 import {
-  CROSS_CONFIG_TYPES, type DecreeValue, type Entry, type LogRecord, type Message, NOOP,
+  COVER_END, CROSS_CONFIG_TYPES, type DecreeValue, type Entry, type LogRecord, type Message, NOOP,
   type Ready, type Role, emptyReady,
 } from './types.js';
 import { checkMessage, sameValue } from './validate.js';
@@ -33,13 +33,17 @@ import { checkMessage, sameValue } from './validate.js';
 interface LogEntry {
   ballot: number;
   value: DecreeValue;
+  /** A chosen value copied by catch-up: not a vote (docs/decisions/0002). */
+  learned: boolean;
   /** Seq of the record that holds this copy (0 = restored, already durable). */
   seq: number;
 }
 
+/** Chunks of one acceptor's phase-1 answers, by the decree each starts at. */
 interface PromiseReply {
-  chunks: number;
-  received: Map<number, readonly Entry[]>;
+  readonly byStart: Map<number, { readonly coverTo: number; readonly entries: readonly Entry[] }>;
+  /** The tiled entries, once chunks cover [fromDecree, COVER_END]; null until then. */
+  complete: Entry[] | null;
 }
 
 interface InFlight {
@@ -133,7 +137,8 @@ export class Replica {
   private primaryContactBallot = BALLOT_NONE;
   private knownPrimary = -1;
   private electionDeadlineTick = 0;
-  private query: { deadlineTick: number; responded: Set<number> } | null = null;
+  /** The pre-vote: status asked before preparing; `noPrimary` = peers that see no live primary. */
+  private query: { deadlineTick: number; responded: Set<number>; noPrimary: Set<number> } | null = null;
   private fetch: { peer: number; toDecree: number; sentTick: number } | null = null;
   /** Highest commit point a primary announced that our copies could not yet match. */
   private commitTarget = { decree: 0, from: -1, sinceTick: 0 };
@@ -158,8 +163,9 @@ export class Replica {
 
   /**
    * Rebuilds a replica from its durable records, in log order. Promised = the highest ballot in
-   * any record; per decree the highest-ballot copy wins (not the last one); committed = the last
-   * persisted commit point — nothing above it executes until a primary confirms it.
+   * any promise or accept record (a learned copy is neither: see docs/decisions/0002); per decree
+   * the highest-ballot copy wins (not the last one); committed = the last persisted commit point
+   * — nothing above it executes until a primary confirms it.
    */
   static restore(options: CoreOptions, records: Iterable<LogRecord>): Replica {
     const r = new Replica(options);
@@ -168,9 +174,12 @@ export class Replica {
       if (rec.type === 'promise') {
         if (!forget) r.promised = Math.max(r.promised, rec.ballot);
       } else if (rec.type === 'accept' || rec.type === 'learned') {
-        r.promised = Math.max(r.promised, rec.ballot);
+        const learned = rec.type === 'learned';
+        if (!learned) r.promised = Math.max(r.promised, rec.ballot);
         const have = r.log.get(rec.decree);
-        if (!have || have.ballot < rec.ballot) r.storeCopy(rec.decree, rec.ballot, rec.value, 0);
+        if (!have || have.ballot < rec.ballot || (have.learned && !learned && have.ballot === rec.ballot)) {
+          r.storeCopy(rec.decree, rec.ballot, rec.value, 0, learned);
+        }
       } else {
         r.committed = Math.max(r.committed, rec.decree);
       }
@@ -188,7 +197,9 @@ export class Replica {
   propose(command: Uint8Array): ProposeResult {
     const l = this.leader;
     if (this.role !== 'primary' || !l) {
-      return { ok: false, reason: 'notPrimary', primaryHint: this.knownPrimary };
+      // A new primary still re-proposing its phase-1 range will serve soon: point at itself.
+      const hint = l && l.phase === 2 ? this.id : this.knownPrimary;
+      return { ok: false, reason: 'notPrimary', primaryHint: hint };
     }
     if (l.queue.length - l.queueHead >= this.o.proposalQueueMax) {
       return { ok: false, reason: 'busy', primaryHint: this.id };
@@ -218,7 +229,7 @@ export class Replica {
     if (l && l.phase === 1) this.tickPhase1(l);
     else if (l) this.tickPrimary(l);
     else if (this.query) {
-      if (this.now >= this.query.deadlineTick) this.startPhase1();
+      if (this.now >= this.query.deadlineTick) this.concludePreVote(true);
     } else if (this.now >= this.electionDeadlineTick) {
       this.startElection();
     }
@@ -236,7 +247,8 @@ export class Replica {
     const l = this.leader;
     if (l && l.phase === 1 && !l.selfPromised && l.selfPromiseSeq <= upToSeq) {
       l.selfPromised = true;
-      this.recordPromiseReply(l, this.id, { chunks: 1, received: new Map([[0, this.entriesFrom(l.fromDecree)]]) });
+      const byStart = new Map([[l.fromDecree, { coverTo: COVER_END, entries: this.entriesFrom(l.fromDecree) }]]);
+      this.recordPromiseReply(l, this.id, { byStart, complete: null });
     } else if (l && l.phase === 2) {
       for (const [decree, f] of l.inflight) {
         if (!f.selfDurable && f.selfSeq <= upToSeq) {
@@ -288,7 +300,7 @@ export class Replica {
           ...this.env(m.from), type: 'statusResponse', committed: this.committed,
           promised: this.promised, primaryRecent: this.primaryRecent(),
         });
-      case 'statusResponse': return this.onStatusResponse(m.from, m.committed, m.promised);
+      case 'statusResponse': return this.onStatusResponse(m.from, m.committed, m.promised, m.primaryRecent);
       case 'fetch': return this.onFetch(m.from, m.fromDecree, m.toDecree);
       case 'fetchReply': return this.onFetchReply(m.from, m.entries);
     }
@@ -319,11 +331,13 @@ export class Replica {
     }
     const entries = this.entriesFrom(fromDecree);
     const size = this.o.messageEntriesMax;
-    const chunks = Math.max(1, Math.ceil(entries.length / size));
-    for (let c = 0; c < chunks; c++) {
+    for (let i = 0; i === 0 || i < entries.length; i += size) {
+      const next = entries[i + size];
       this.reply(this.promiseSeq, {
-        ...this.env(from), type: 'prepareAccepted', ballot, fromDecree, chunk: c, chunks,
-        entries: entries.slice(c * size, (c + 1) * size),
+        ...this.env(from), type: 'prepareAccepted', ballot, fromDecree,
+        coverFrom: i === 0 ? fromDecree : entries[i]!.decree,
+        coverTo: next ? next.decree - 1 : COVER_END,
+        entries: entries.slice(i, i + size),
       });
     }
   }
@@ -348,8 +362,8 @@ export class Replica {
     if (!this.admitPrimary(from, ballot)) return;
     const have = this.log.get(decree);
     let seq: number;
-    if (have && have.ballot === ballot) {
-      seq = have.seq; // a duplicate or a retry: the copy is already (being) persisted
+    if (have && have.ballot === ballot && !have.learned) {
+      seq = have.seq; // a duplicate or a retry: the vote is already (being) persisted
     } else {
       assert(decree > this.committed || !have || sameValue(have.value, value), 'chosen value changed');
       seq = this.persist({ type: 'accept', decree, ballot, value });
@@ -440,7 +454,7 @@ export class Replica {
       if (have && have.ballot !== e.ballot) this.stats.staleCopiesRefetched++;
       if (!have || have.ballot < e.ballot) {
         // A chosen value under a ballot at which it was chosen: safe to report in phase 1.
-        this.storeCopy(e.decree, e.ballot, e.value, this.persist({ type: 'learned', ...e }));
+        this.storeCopy(e.decree, e.ballot, e.value, this.persist({ type: 'learned', ...e }), true);
       } else if (this.o.verify) {
         assert(sameValue(have.value, e.value), 'higher copy of a chosen decree differs');
       }
@@ -451,29 +465,50 @@ export class Replica {
     // Ask for the next chunk only when this reply made progress: a duplicated or stale reply
     // must not spawn another request, or duplicates multiply into a fetch storm.
     else if (f && f.peer === from && this.committed > before) this.sendFetch();
-    if (this.query && !this.fetch && this.query.responded.size === this.peers.length) this.startPhase1();
+    if (this.query && !this.fetch) this.concludePreVote(false);
   }
 
   // ─── election ──────────────────────────────────────────────────────────────────────────────
 
   private startElection(): void {
     this.stats.electionsStarted++;
-    if (this.o.catchUpBeforePrepare && this.peers.length > 0) {
-      // Time-bounded: whatever happens, phase 1 starts by the deadline.
-      this.query = { deadlineTick: this.now + this.o.catchUpTicksMax, responded: new Set() };
+    if (this.peers.length > 0 && (this.o.preVote || this.o.catchUpBeforePrepare)) {
+      // Time-bounded: by the deadline we either prepare or stand down until the next timeout.
+      this.query = { deadlineTick: this.now + this.o.catchUpTicksMax, responded: new Set(), noPrimary: new Set() };
       for (const p of this.peers) this.send({ ...this.env(p), type: 'statusQuery' });
       return;
     }
     this.startPhase1();
   }
 
-  private onStatusResponse(from: number, committed: number, promised: number): void {
+  private onStatusResponse(from: number, committed: number, promised: number, primaryRecent: boolean): void {
     this.observe(promised);
     const q = this.query;
     if (!q) return;
     q.responded.add(from);
-    if (committed > this.committed) this.startFetch(from, committed);
-    if (!this.fetch && q.responded.size === this.peers.length) this.startPhase1();
+    if (!primaryRecent) q.noPrimary.add(from);
+    if (this.o.catchUpBeforePrepare && committed > this.committed) this.startFetch(from, committed);
+    if (!this.fetch) this.concludePreVote(false);
+  }
+
+  /**
+   * With `preVote`, the status query is a pre-vote: a candidate raises (and persists) a new
+   * ballot only when, with itself, a quorum sees no live primary. Otherwise a replica that merely
+   * lost touch with a healthy primary would persist a higher promise, nack that primary's next
+   * message and depose it. With `catchUpBeforePrepare` the answers also start catch-up, which is
+   * best effort: at the deadline a won pre-vote prepares anyway.
+   */
+  private concludePreVote(deadline: boolean): void {
+    const q = this.query;
+    assert(q !== null, 'no pre-vote in progress');
+    const won = !this.o.preVote || q.noPrimary.size + 1 >= this.quorumSize();
+    const lost = this.o.preVote && q.responded.size - q.noPrimary.size > this.members.length - this.quorumSize();
+    if (won && (deadline || q.responded.size === this.peers.length)) {
+      this.startPhase1();
+    } else if (lost || deadline) {
+      this.query = null;
+      this.resetElectionTimer();
+    }
   }
 
   private startPhase1(): void {
@@ -527,18 +562,25 @@ export class Replica {
   private onPrepareAccepted(m: Extract<Message, { type: 'prepareAccepted' }>): void {
     const l = this.leader;
     if (!l || l.phase !== 1 || m.ballot !== l.ballot || l.complete.has(m.from)) return;
+    if (m.fromDecree !== l.fromDecree) return;
     let reply = l.replies.get(m.from);
-    if (!reply || reply.chunks !== m.chunks) {
-      reply = { chunks: m.chunks, received: new Map() };
-      l.replies.set(m.from, reply);
-    }
-    reply.received.set(m.chunk, m.entries);
+    if (!reply) l.replies.set(m.from, (reply = { byStart: new Map(), complete: null }));
+    reply.byStart.set(m.coverFrom, { coverTo: m.coverTo, entries: m.entries });
     this.recordPromiseReply(l, m.from, reply);
   }
 
+  /** Counts an acceptor's promise once its chunks tile [fromDecree, COVER_END] without a gap. */
   private recordPromiseReply(l: LeaderState, from: number, reply: PromiseReply): void {
     l.replies.set(from, reply);
-    if (reply.received.size < reply.chunks) return;
+    const tiled: Entry[] = [];
+    for (let at = l.fromDecree; ;) {
+      const chunk = reply.byStart.get(at);
+      if (!chunk) return;
+      tiled.push(...chunk.entries);
+      if (chunk.coverTo === COVER_END) break;
+      at = chunk.coverTo + 1;
+    }
+    reply.complete = tiled;
     l.complete.add(from);
     if (l.selfPromised && l.complete.size >= this.quorumSize()) this.finishPhase1(l);
   }
@@ -563,7 +605,7 @@ export class Replica {
   private finishPhase1(l: LeaderState): void {
     const best = new Map<number, Entry>();
     let hi = l.fromDecree - 1;
-    const replies = [...l.complete].map((id) => [...l.replies.get(id)!.received.values()].flat());
+    const replies = [...l.complete].map((id) => l.replies.get(id)!.complete!);
     if (this.o.mutation === 'adoptOneLog') {
       // Deliberate bug: take the longest single log wholesale.
       replies.sort((a, b) => (b.at(-1)?.decree ?? 0) - (a.at(-1)?.decree ?? 0));
@@ -771,8 +813,8 @@ export class Replica {
     this.electionDeadlineTick = this.now + this.randomElectionTicks();
   }
 
-  private storeCopy(decree: number, ballot: number, value: DecreeValue, seq: number): void {
-    this.log.set(decree, { ballot, value, seq });
+  private storeCopy(decree: number, ballot: number, value: DecreeValue, seq: number, learned = false): void {
+    this.log.set(decree, { ballot, value, seq, learned });
     if (decree > this.maxAccepted) this.maxAccepted = decree;
   }
 

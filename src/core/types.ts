@@ -41,15 +41,27 @@ export interface Prepare extends Envelope {
   readonly fromDecree: number;
 }
 
-/** Phase 1b, one chunk of it. The reply is complete when all `chunks` chunks have arrived. */
+/**
+ * Phase 1b, one chunk of it: every copy the acceptor holds in [coverFrom, coverTo]. The reply is
+ * complete when chunks tile [fromDecree, COVER_END]. Chunks say what they cover, rather than
+ * "chunk i of n", because an acceptor's copies can change between two answers to the same Prepare
+ * (catch-up adds learned copies; a restart loses undurable ones), so "chunk 2 of 2" from one
+ * answer and "chunk 1 of 2" from another could leave a decree uncovered. Combining chunks of
+ * different answers by range is safe: each decree is reported from some answer given under the
+ * same promise.
+ */
 export interface PrepareAccepted extends Envelope {
   readonly type: 'prepareAccepted';
   readonly ballot: number;
   readonly fromDecree: number;
-  readonly chunk: number;
-  readonly chunks: number;
+  readonly coverFrom: number;
+  /** COVER_END for the last chunk. */
+  readonly coverTo: number;
   readonly entries: readonly Entry[];
 }
+
+/** coverTo of a PrepareAccepted's last chunk: "and everything above". */
+export const COVER_END = Number.MAX_SAFE_INTEGER;
 
 /**
  * A refusal of a Prepare. `sticky` means "I heard from a live primary within the grace period":

@@ -49,8 +49,9 @@ export function checkMessage(m: Message, self: number): string | null {
     case 'prepare':
       return isBallot(m.ballot) && isDecree(m.fromDecree) ? null : 'bad prepare';
     case 'prepareAccepted':
-      return isBallot(m.ballot) && isDecree(m.fromDecree) && isCount(m.chunk) && isDecree(m.chunks) &&
-        m.chunk < m.chunks && isEntryList(m.entries) && m.entries.every((e) => e.decree >= m.fromDecree)
+      return isBallot(m.ballot) && isDecree(m.fromDecree) && isDecree(m.coverFrom) &&
+        isDecree(m.coverTo) && m.fromDecree <= m.coverFrom && m.coverFrom <= m.coverTo &&
+        isEntryList(m.entries) && m.entries.every((e) => e.decree >= m.coverFrom && e.decree <= m.coverTo)
         ? null
         : 'bad prepareAccepted';
     case 'prepareRefused':

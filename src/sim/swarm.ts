@@ -44,6 +44,7 @@ export interface SwarmParams {
   readonly batchBytesMax: number;
   readonly messageEntriesMax: number;
   readonly catchUpBeforePrepare: boolean;
+  readonly preVote: boolean;
   readonly clients: number;
   readonly keys: number;
   readonly getRatio: number;
@@ -100,6 +101,7 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
     batchBytesMax: r.pick([64, 512, 65536]),
     messageEntriesMax: r.pick([2, 8, 64]),
     catchUpBeforePrepare: r.chance(0.5),
+    preVote: r.chance(0.8),
     clients,
     keys: r.range(1, 3),
     getRatio: 0.3 + r.next() * 0.2,

@@ -203,6 +203,7 @@ export class World {
       electionTimeoutTicksMin: ELECTION_TICKS_MIN, electionTimeoutTicksMax: ELECTION_TICKS_MAX,
       pipelineDepth: p.pipelineDepth, batchCountMax: p.batchCountMax, batchBytesMax: p.batchBytesMax,
       messageEntriesMax: p.messageEntriesMax, catchUpBeforePrepare: p.catchUpBeforePrepare,
+      preVote: p.preVote,
       random: () => random.next(), mutation: this.coreMutation,
     }, decoded);
     n.log = log;
