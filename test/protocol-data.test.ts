@@ -23,11 +23,13 @@
  *   net                                                list the queued messages
  *   partition r=<ids> / heal                           lose messages crossing the cut
  *   stabilize [quiet=true]                             persist all + deliver all until quiet
- *   crash r=<id> / restart r=<id>                      lose memory / Replica.restore(durable)
+ *   crash r=<id> / restart r=<id> [corrupt=<ds>]       lose memory / Replica.restore(durable);
+ *                                                    corrupt= drops those decrees as damage would
  *   status [r=<ids|all>]   log r=<id>   records r=<id>
  *   check r=<ids> [role= promised= committed= primary=]  an assertion: `!!` lines if it fails
- * A <filter> is any of from=<ids> to=<ids> type=<types> decree=<ds> cover=<first decree of a PrepareAccepted chunk> (comma lists; a
- * message matches when it matches every key given) and n=<count> (the first count matches).
+ * A <filter> is any of from=<ids> to=<ids> type=<types> decree=<ds> cover=<ds> (cover = the
+ * first decree a PrepareAccepted chunk covers; comma lists; a message matches when it matches
+ * every key given) and n=<count> (the first count matches).
  *
  * Output: `r0 -> r1 <message>` a send (`(after #s)` when held for persist #s), `r1 <- r0 ...`
  * a delivery with the receiver's reaction indented below it, `r0 persist #s <record>`,
@@ -256,7 +258,7 @@ class Harness {
       case 'heal': new Args(cmd, []); this.cut.clear(); break;
       case 'stabilize': this.cmdStabilize(new Args(cmd, ['quiet'])); break;
       case 'crash': this.cmdCrash(new Args(cmd, ['r'])); break;
-      case 'restart': this.cmdRestart(new Args(cmd, ['r'])); break;
+      case 'restart': this.cmdRestart(new Args(cmd, ['r', 'corrupt'])); break;
       case 'status': this.cmdStatus(new Args(cmd, ['r'])); break;
       case 'log': this.cmdLog(new Args(cmd, ['r'])); break;
       case 'records': this.cmdRecords(new Args(cmd, ['r'])); break;
@@ -595,6 +597,17 @@ class Harness {
     const n = this.node(a.int('r'));
     if (n.core) throw new ScriptError(`r${n.id} is up`);
     n.core = Replica.restore(this.coreOptions(n.id), n.durable);
+    const corrupt = a.list('corrupt');
+    if (corrupt) {
+      // Corruption destroys the accept, learned and commit records of these decrees; as the
+      // storage layer would, report the log's high-water mark and the mirrored promise.
+      const lost = new Set(corrupt.map(Number));
+      const highWater = Math.max(0, ...n.durable.map((r) => ('decree' in r ? r.decree : 0)));
+      const promised = Math.max(0, ...n.durable.map((r) => (r.type === 'commit' ? 0 : r.ballot)));
+      const kept = n.durable.filter((r) => !('decree' in r) || !lost.has(r.decree));
+      n.durable.splice(0, n.durable.length, ...kept);
+      n.core = Replica.restore(this.coreOptions(n.id), kept, { repairUpTo: highWater, promisedAtLeast: promised });
+    }
     n.ticks = 0;
     n.executedUpTo = 0;
     n.copyKeys = new Set<string>();
@@ -617,6 +630,7 @@ class Harness {
     if (s.role === 'preparing') parts.push(`phase=${s.phase} b=${b(s.leaderBallot)}`);
     parts.push(`promised=${b(s.promised)} committed=${s.committed}`);
     if (s.executed !== s.committed) parts.push(`executed=${s.executed}`);
+    if (s.needsRepair) parts.push('needsRepair');
     parts.push(`maxAccepted=${s.maxAccepted} primary=${fmtReplica(s.knownPrimary)}`);
     if (s.phase === 2) parts.push(`inflight=${s.inflight} queued=${s.queued}`);
     if (n.pending.length > 0) parts.push(`unpersisted=${n.pending.length}`);

@@ -78,6 +78,19 @@ interface LeaderState {
   announced: boolean;
 }
 
+/** What recovery learned beyond the records themselves. */
+export interface RestoreHints {
+  /**
+   * Corruption destroyed records about decrees ≤ this (the log's high-water mark): this replica
+   * may have lost votes, so it votes in nothing — no promise, no accept, no candidacy — until it
+   * has learned every decree up to here as committed. Then its lost votes no longer matter: those
+   * decrees are chosen, and it holds and reports their chosen values.
+   */
+  readonly repairUpTo?: number;
+  /** The promised ballot from the mirrored metadata file (a damaged promise record is lost). */
+  readonly promisedAtLeast?: number;
+}
+
 export type ProposeResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: 'notPrimary' | 'busy'; readonly primaryHint: number };
@@ -91,6 +104,8 @@ export interface CoreStats {
   noopsFilled: number;
   staleCopiesRefetched: number;
   fetchesSent: number;
+  repairsStarted: number;
+  repairsCompleted: number;
   decreesProposed: number;
   stickyRefusals: number;
   messagesRejected: number;
@@ -110,6 +125,7 @@ export interface CoreStatus {
   readonly knownPrimary: number;
   readonly inflight: number;
   readonly queued: number;
+  readonly needsRepair: boolean;
 }
 
 const FULL_SWEEP_EVERY_INPUTS = 256;
@@ -145,9 +161,11 @@ export class Replica {
   private leader: LeaderState | null = null;
   private ready: Ready = emptyReady();
   private inputs = 0;
+  /** Needs-repair while committed < repairUpTo (see RestoreHints). */
+  private repairUpTo = 0;
   readonly stats: CoreStats = {
     electionsStarted: 0, phase1Started: 0, becamePrimary: 0, stepDowns: 0, phase1WithHoles: 0,
-    noopsFilled: 0, staleCopiesRefetched: 0, fetchesSent: 0, decreesProposed: 0,
+    noopsFilled: 0, staleCopiesRefetched: 0, fetchesSent: 0, repairsStarted: 0, repairsCompleted: 0, decreesProposed: 0,
     stickyRefusals: 0, messagesRejected: 0, messagesDroppedConfig: 0,
   };
 
@@ -167,7 +185,7 @@ export class Replica {
    * the highest-ballot copy wins (not the last one); committed = the last persisted commit point
    * — nothing above it executes until a primary confirms it.
    */
-  static restore(options: CoreOptions, records: Iterable<LogRecord>): Replica {
+  static restore(options: CoreOptions, records: Iterable<LogRecord>, hints: RestoreHints = {}): Replica {
     const r = new Replica(options);
     const forget = r.o.mutation === 'forgetPromiseOnRestart';
     for (const rec of records) {
@@ -184,7 +202,17 @@ export class Replica {
         r.committed = Math.max(r.committed, rec.decree);
       }
     }
+    r.promised = Math.max(r.promised, hints.promisedAtLeast ?? 0);
     r.highestSeen = r.promised;
+    const repairUpTo = hints.repairUpTo ?? 0;
+    if (repairUpTo > 0) {
+      // Damaged records were lost: trust the commit point only as far as copies survived.
+      let d = 0;
+      while (d < r.committed && r.log.has(d + 1)) d++;
+      r.committed = d;
+      r.repairUpTo = repairUpTo;
+      r.stats.repairsStarted++;
+    }
     r.committedRecorded = r.committed;
     for (let d = 1; d <= r.committed; d++) assert(r.log.has(d), 'restored commit point has no copy');
     assert(r.executed <= r.committed, 'executedUpTo above the persisted commit point');
@@ -274,6 +302,7 @@ export class Replica {
       knownPrimary: this.role === 'primary' ? this.id : this.knownPrimary,
       inflight: l && l.phase === 2 ? l.inflight.size : 0,
       queued: l ? l.queue.length - l.queueHead : 0,
+      needsRepair: this.needsRepair(),
     };
   }
 
@@ -310,6 +339,7 @@ export class Replica {
 
   private onPrepare(from: number, ballot: number, fromDecree: number): void {
     this.observe(ballot);
+    if (this.needsRepair()) return; // votes in nothing: silence, so the candidate asks others
     if (ballot < this.promised) {
       this.send({ ...this.env(from), type: 'prepareRefused', ballot, promised: this.promised, sticky: false });
       return;
@@ -360,6 +390,10 @@ export class Replica {
 
   private onAccept(from: number, ballot: number, decree: number, value: DecreeValue, committed: number): void {
     if (!this.admitPrimary(from, ballot)) return;
+    if (this.needsRepair()) {
+      this.onCommitNotice(from, ballot, committed); // learn, and fetch, but do not vote
+      return;
+    }
     const have = this.log.get(decree);
     let seq: number;
     if (have && have.ballot === ballot && !have.learned) {
@@ -471,6 +505,14 @@ export class Replica {
   // ─── election ──────────────────────────────────────────────────────────────────────────────
 
   private startElection(): void {
+    if (this.needsRepair()) {
+      this.resetElectionTimer(); // a replica that may have lost votes must not stand
+      const t = this.commitTarget;
+      if (this.peers.length > 0 && t.decree <= this.committed) {
+        this.commitTarget = { decree: this.repairUpTo, from: this.peers[0]!, sinceTick: this.now - 2 };
+      }
+      return;
+    }
     this.stats.electionsStarted++;
     if (this.peers.length > 0 && (this.o.preVote || this.o.catchUpBeforePrepare)) {
       // Time-bounded: by the deadline we either prepare or stand down until the next timeout.
@@ -786,6 +828,11 @@ export class Replica {
     return this.quorumSize();
   }
 
+  /** True while this replica may have lost votes to corruption (see RestoreHints). */
+  needsRepair(): boolean {
+    return this.committed < this.repairUpTo;
+  }
+
   private primaryRecent(): boolean {
     if (this.leader && this.leader.phase === 2) return true;
     return this.now - this.primaryContactTick < this.o.newLeaderGracePeriodTicks &&
@@ -829,7 +876,9 @@ export class Replica {
 
   private advanceCommitted(upTo: number): void {
     if (upTo <= this.committed) return;
+    const wasRepairing = this.needsRepair();
     this.committed = upTo;
+    if (wasRepairing && !this.needsRepair()) this.stats.repairsCompleted++;
     if (this.fetch && this.committed >= this.fetch.toDecree) this.fetch = null;
     this.emitExecutions();
   }
