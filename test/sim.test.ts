@@ -62,12 +62,12 @@ test('while a seed runs, ambient time and randomness throw', () => {
 // --replicas 3` (seeds 1..1000, the standard run).
 const CATCHING_SEEDS: Record<SimMutation, number> = {
   ackBeforePersist: 1, // caught by 1000 of 1000 seeds
-  skipPhase1: 1, // 758 of 1000
-  adoptOneLog: 14, // 62 of 1000
-  noNoopFill: 37, // 13 of 1000
-  executeLowerBallotCopy: 8, // 34 of 1000
-  forgetPromiseOnRestart: 13, // 29 of 1000
-  wipedDiskRejoin: 12, // 131 of 1000
+  skipPhase1: 1, // 704 of 1000
+  adoptOneLog: 9, // 48 of 1000
+  noNoopFill: 7, // 10 of 1000
+  executeLowerBallotCopy: 14, // 87 of 1000
+  forgetPromiseOnRestart: 226, // 9 of 1000
+  wipedDiskRejoin: 3, // 118 of 1000
 };
 
 for (const [mutation, seed] of Object.entries(CATCHING_SEEDS) as [SimMutation, number][]) {
