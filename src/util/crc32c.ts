@@ -1,6 +1,7 @@
 /**
  * CRC-32C (Castagnoli; reflected polynomial 0x82F63B78), the checksum that frames every durable
- * record. Pure JavaScript with no `node:*` imports, so the pure core and the simulator may use it.
+ * record. `crc32cJs` is pure JavaScript; `crc32c` hands inputs of CRC32C_NATIVE_BYTES_MIN bytes
+ * or more to the native @node-rs/crc32 when it loads, and falls back to `crc32cJs` otherwise.
  *
  * Method: slicing-by-8. `TABLE` holds eight 256-entry tables back to back; table k maps a byte to
  * the CRC contribution of that byte followed by k zero bytes, so eight input bytes fold into the
@@ -13,6 +14,7 @@
  *  - The input may be any view (any byteOffset); bytes are read one at a time, never via a
  *    Uint32Array over the buffer, so alignment and platform endianness do not matter.
  */
+import { createRequire } from 'node:module';
 
 const POLY_REFLECTED = 0x82f63b78;
 const TABLE_COUNT = 8;
@@ -45,7 +47,7 @@ function buildTable(): Uint32Array {
  * Returns the CRC-32C of `data`, continuing from `seed` (the CRC of the bytes before `data`;
  * 0 for a fresh checksum). The result is unsigned.
  */
-export function crc32c(data: Uint8Array, seed = 0): number {
+export function crc32cJs(data: Uint8Array, seed = 0): number {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new Error('assertion failed: crc32c seed must be an unsigned 32-bit integer');
   }
@@ -72,4 +74,34 @@ export function crc32c(data: Uint8Array, seed = 0): number {
     i++;
   }
   return ~crc >>> 0;
+}
+
+type NativeCrc = (input: Buffer, initial?: number) => number;
+
+/**
+ * The native SIMD implementation from @node-rs/crc32, when it loads (it ships prebuilt binaries
+ * in its registry packages). Measured here (docs/decisions/0003-crc32c.md): slower than the
+ * table below ~300 bytes (call overhead), 2-5× faster from 512 bytes up.
+ */
+const native: NativeCrc | null = (() => {
+  try {
+    const required = createRequire(import.meta.url)('@node-rs/crc32') as { crc32c: NativeCrc };
+    const probe = Buffer.from('123456789');
+    return required.crc32c(probe) >>> 0 === 0xe3069283 ? required.crc32c : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** Inputs at least this long go to the native implementation. */
+export const CRC32C_NATIVE_BYTES_MIN = 384;
+
+export const crc32cImplementation: 'native+js' | 'js' = native ? 'native+js' : 'js';
+
+/** CRC-32C of `data`, chainable through `seed`: crc32c(b, crc32c(a)) === crc32c(a ‖ b). */
+export function crc32c(data: Uint8Array, seed = 0): number {
+  if (native !== null && data.length >= CRC32C_NATIVE_BYTES_MIN) {
+    return native(Buffer.from(data.buffer, data.byteOffset, data.byteLength), seed) >>> 0;
+  }
+  return crc32cJs(data, seed);
 }
