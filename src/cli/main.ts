@@ -2,6 +2,7 @@
 /**
  * The `paxline` command. Subcommands so far: `sim` (the deterministic simulator).
  */
+import { benchLogCommand } from './bench-log.js';
 import { simCommand } from './sim.js';
 
 const USAGE = `usage: paxline <command> [flags]
@@ -13,13 +14,17 @@ commands:
         --replicas 3|5   cluster size (default: drawn per seed)
         --mutation NAME  inject a deliberate bug, to prove the checkers catch it
         --json           print one summary JSON line
-        --verbose        one line per seed`;
+        --verbose        one line per seed
+  bench-log   measure the log: group commit vs the fdatasync floor, 16-byte commands
+              through the log stage, recovery speed (--json, --dir, --quick, --recovery-mb N)`;
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'sim':
       return simCommand(rest);
+    case 'bench-log':
+      return benchLogCommand(rest);
     case undefined:
     case '--help':
     case 'help':
@@ -32,7 +37,7 @@ function main(argv: readonly string[]): number {
 }
 
 try {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   const e = err as Error & { code?: string };
   if (e.code === 'PAXLINE_USAGE') {

@@ -1,0 +1,127 @@
+/**
+ * Options of the segmented log: documented with units and defaults, validated once into a frozen
+ * resolved object; a bad value gets a LogError (PAXLINE_INVALID_OPTION) whose `field` names it.
+ */
+import { LogError } from './log-error.js';
+import {
+  GROUP_BODY_BYTES_MAX_DEFAULT,
+  GROUP_HEADER_BYTES,
+  PREALLOC_AHEAD_BYTES_DEFAULT,
+  PREALLOC_CHUNK_BYTES_DEFAULT,
+  RECORD_HEADER_BYTES,
+  RECORD_PAYLOAD_BYTES_MAX_DEFAULT,
+  SEGMENT_BYTES_DEFAULT,
+  SEGMENT_BYTES_MAX,
+  SEGMENT_BYTES_MIN,
+  SEGMENT_BYTES_MULTIPLE,
+  ZERO_BUFFER_BYTES,
+  segmentGroupBytesMax,
+} from './segment-limits.js';
+
+export interface SegmentLogOptions {
+  /** Size of each segment file, bytes. Default 64 MiB; 4 KiB..1 GiB, a multiple of 4096. */
+  readonly segmentBytes?: number;
+  /**
+   * Largest group body, bytes: one sync writes more than this as several groups. A single record
+   * larger than this still goes alone in one group. Default min(4 MiB, what fits a segment).
+   */
+  readonly groupBodyBytesMax?: number;
+  /** Zeros written per preallocation write, bytes. Default min(1 MiB, segmentBytes). */
+  readonly preallocChunkBytes?: number;
+  /** Keep at least this many zeroed bytes ahead of the write position. Default min(4 MiB, …). */
+  readonly preallocAheadBytes?: number;
+  /**
+   * Preallocate at the end of each successful `sync()` (after the durable position advanced).
+   * Set false when the caller runs `preallocate()` itself once it has published durability.
+   * Default true.
+   */
+  readonly preallocOnSync?: boolean;
+  /** Largest record payload accepted by append, bytes. Default min(16 MiB, what fits a group). */
+  readonly recordPayloadBytesMax?: number;
+  /**
+   * On corruption: 'report' opens the log and describes the damage in the report (the caller
+   * repairs from peers); 'refuse' throws PAXLINE_LOG_CORRUPT without changing anything.
+   * Default 'report'.
+   */
+  readonly onCorruption?: 'report' | 'refuse';
+}
+
+export interface ResolvedSegmentLogOptions {
+  readonly segmentBytes: number;
+  readonly groupBodyBytesMax: number;
+  readonly preallocChunkBytes: number;
+  readonly preallocAheadBytes: number;
+  readonly preallocOnSync: boolean;
+  readonly recordPayloadBytesMax: number;
+  readonly onCorruption: 'report' | 'refuse';
+}
+
+function invalid(field: string, message: string): LogError {
+  return new LogError('PAXLINE_INVALID_OPTION', `options.${field}: ${message}`, { field });
+}
+
+function integerIn(field: string, value: number, lo: number, hi: number): number {
+  if (!Number.isSafeInteger(value) || value < lo || value > hi) {
+    throw invalid(field, `must be an integer in [${lo}, ${hi}], got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveSegmentLogOptions(
+  options: SegmentLogOptions = {},
+): ResolvedSegmentLogOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new LogError('PAXLINE_INVALID_OPTION', 'options must be an object', { field: 'options' });
+  }
+  const segmentBytes = integerIn(
+    'segmentBytes',
+    options.segmentBytes ?? SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MIN,
+    SEGMENT_BYTES_MAX,
+  );
+  if (segmentBytes % SEGMENT_BYTES_MULTIPLE !== 0) {
+    const multiple = `must be a multiple of ${SEGMENT_BYTES_MULTIPLE}`;
+    throw invalid('segmentBytes', `${multiple}, got ${segmentBytes}`);
+  }
+  const bodyFit = segmentGroupBytesMax(segmentBytes) - GROUP_HEADER_BYTES;
+  const groupBodyBytesMax = integerIn(
+    'groupBodyBytesMax',
+    options.groupBodyBytesMax ?? Math.min(GROUP_BODY_BYTES_MAX_DEFAULT, bodyFit),
+    RECORD_HEADER_BYTES,
+    bodyFit,
+  );
+  const preallocChunkBytes = integerIn(
+    'preallocChunkBytes',
+    options.preallocChunkBytes ?? Math.min(PREALLOC_CHUNK_BYTES_DEFAULT, segmentBytes),
+    SEGMENT_BYTES_MULTIPLE,
+    Math.min(ZERO_BUFFER_BYTES, segmentBytes),
+  );
+  const preallocAheadBytes = integerIn(
+    'preallocAheadBytes',
+    options.preallocAheadBytes ?? Math.min(PREALLOC_AHEAD_BYTES_DEFAULT, segmentBytes),
+    0,
+    segmentBytes,
+  );
+  const preallocOnSync = options.preallocOnSync ?? true;
+  if (typeof preallocOnSync !== 'boolean') throw invalid('preallocOnSync', 'must be a boolean');
+  const payloadFit = bodyFit - RECORD_HEADER_BYTES;
+  const recordPayloadBytesMax = integerIn(
+    'recordPayloadBytesMax',
+    options.recordPayloadBytesMax ?? Math.min(RECORD_PAYLOAD_BYTES_MAX_DEFAULT, payloadFit),
+    0,
+    payloadFit,
+  );
+  const onCorruption = options.onCorruption ?? 'report';
+  if (onCorruption !== 'report' && onCorruption !== 'refuse') {
+    throw invalid('onCorruption', `must be 'report' or 'refuse', got ${String(onCorruption)}`);
+  }
+  return Object.freeze({
+    segmentBytes,
+    groupBodyBytesMax,
+    preallocChunkBytes,
+    preallocAheadBytes,
+    preallocOnSync,
+    recordPayloadBytesMax,
+    onCorruption,
+  });
+}

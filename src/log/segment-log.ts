@@ -1,0 +1,1055 @@
+/**
+ * SegmentLog: paxline's durable record log (DESIGN.md §3). A segmented, append-only stream of
+ * checksummed records with group commit, a durable frontier in every group header, and a
+ * recovery that tells a torn tail (never acknowledged: cut it) from corruption (bytes that were
+ * durable are damaged: never cut, report the damage and keep every valid record before and after
+ * it). Written against FileLayer only, so it runs on node:fs and on SimFs alike.
+ *
+ * On disk, in `dir`:
+ *
+ *   log.meta                 two 64-byte slots (at 0 and 512): generation, epoch, floor
+ *   seg-00000001.plog        segment files, each `segmentBytes` long once preallocated
+ *   seg-00000002.plog ...
+ *
+ *   segment: ┌──────────────┬──────────────────────┬─────────────┬─────┬──────────────────┐
+ *            │ seg header   │ group                │ group       │ ... │ zeros (prealloc) │
+ *            │ 32 B         │ at an 8-aligned pos  │             │     │ / slack          │
+ *            └──────────────┴──────────────────────┴─────────────┴─────┴──────────────────┘
+ *   group:   ┌──────────────────────────────────────────────────┬────────┬────────┬─────┬─────┐
+ *            │ group header 56 B: magic, version, kind, epoch,  │ record │ record │ ... │ pad │
+ *            │ body bytes, group seq, frontier (segment, end,   │        │        │     │ to 8│
+ *            │ crc of the last fsynced group), record count,    │        │        │     │     │
+ *            │ high-water decree, body crc, header crc          │        │        │     │     │
+ *            └──────────────────────────────────────────────────┴────────┴────────┴─────┴─────┘
+ *   record:  ┌─────────────┬──────────┬─────────┬────────────┬────────────┬─────────────────┐
+ *            │ payload len │ crc32c   │ type u8 │ decree f64 │ ballot f64 │ payload         │
+ *            │ u32         │ u32      │         │            │            │                 │
+ *            └─────────────┴──────────┴─────────┴────────────┴────────────┴─────────────────┘
+ *   Each record's CRC32C covers its length, type, decree, ballot and payload; a group's body CRC
+ *   is the CRC32C of its records' CRCs (one pass over the payload bytes when writing and when
+ *   verifying); the header CRC covers the body CRC, so it identifies the whole group and is what
+ *   a later group's frontier names. A skip group (kind 2) stands in for a repaired damaged range.
+ *   (byte-level layouts: segment-format.ts; the chain rules and the verdict: segment-recovery.ts)
+ *
+ * Invariants:
+ *  - `durableSeq` (and `durablePosition`) advance only after fdatasync of every file written
+ *    returned, and the directory entry of every new segment was fsynced.
+ *  - Every group names, as its frontier, the last group already fsynced when it was written; a
+ *    group's header CRC covers its body CRC, which covers every record CRC.
+ *  - Records not yet durable stay in memory (`pending`) until they are: after a failed
+ *    fdatasync they are rewritten into a fresh segment, never trusted to the page cache.
+ *  - Groups already laid out (planned) are rewritten byte for byte on a retry after ENOSPC, so a
+ *    partial earlier attempt can never leave a different valid group behind.
+ *  - Bytes are written only at or after the write position of the current segment, except
+ *    skip groups over reported damage (markRepaired) and zero-fill of a cut torn tail.
+ *  - The epoch in log.meta is bumped durably at open before any new group, so no group of an
+ *    earlier incarnation can chain after a group of this one.
+ */
+import { assert } from '../core/assert.js';
+import type { FileLayer } from './file-layer.js';
+import { LogError, systemErrorCode } from './log-error.js';
+import {
+  GROUP_KIND_DATA,
+  GROUP_KIND_SKIP,
+  checkRecordAt,
+  decodeMetaSlot,
+  encodeGroupHeader,
+  encodeMetaSlot,
+  encodeRecordAt,
+  encodeSegmentHeader,
+  foldRecordCrc,
+  groupSpanBytes,
+  isCount,
+  recordBytes,
+  type MetaState,
+  type RecordView,
+} from './segment-format.js';
+import {
+  resolveSegmentLogOptions,
+  type ResolvedSegmentLogOptions,
+  type SegmentLogOptions,
+} from './segment-log-options.js';
+import {
+  FIRST_GROUP_OFFSET,
+  GROUP_HEADER_BYTES,
+  LOCATION_SEGMENT_FACTOR,
+  META_FILE_BYTES,
+  META_SLOT_BYTES,
+  META_SLOT_STRIDE_BYTES,
+  RECORD_HEADER_BYTES,
+  RECORD_TYPE_MAX,
+  RECORD_TYPE_MIN,
+  SEGMENT_NUMBER_MAX,
+  ZERO_BUFFER_BYTES,
+} from './segment-limits.js';
+import {
+  LogScanner,
+  ORIGIN,
+  comparePositions,
+  nonzeroEnd,
+  readWholeFile,
+  segmentFileName,
+  segmentNumbers,
+  type DamageEvent,
+  type DamagedRange,
+  type LogPosition,
+  type RecoveredRecord,
+  type ScanResult,
+  type StoredRecord,
+} from './segment-recovery.js';
+
+export type { SegmentLogOptions, ResolvedSegmentLogOptions } from './segment-log-options.js';
+export { resolveSegmentLogOptions } from './segment-log-options.js';
+export type {
+  DamageReason,
+  DamagedRange,
+  LogPosition,
+  RecoveredRecord,
+  StoredRecord,
+} from './segment-recovery.js';
+export { segmentFileName } from './segment-recovery.js';
+export { LogError, type LogErrorCode } from './log-error.js';
+
+export const META_FILE_NAME = 'log.meta';
+
+export interface RecoveryReport {
+  /** 'clean': nothing cut; 'tornTail': an unacknowledged tail was cut; 'corrupt': see damaged. */
+  readonly kind: 'clean' | 'tornTail' | 'corrupt';
+  /** Non-zero bytes of torn tail cut (zeroed, or deleted with their segment). */
+  readonly bytesCut: number;
+  /** Segment files deleted as part of the torn tail. */
+  readonly segmentsCut: readonly string[];
+  /** Ranges of bytes that were durable and are damaged (corrupt only). */
+  readonly damaged: readonly DamagedRange[];
+  /** The highest decree a lost record could be about (corrupt only; else 0). */
+  readonly repairDecreeMax: number;
+  /** The error a user sees for 'corrupt' (naming files and offsets); null otherwise. */
+  readonly error: LogError | null;
+  /** This incarnation's epoch. */
+  readonly epoch: number;
+  readonly segments: number;
+  readonly groups: number;
+  /** Groups dropped because a later group rewrote them after a failed fdatasync. */
+  readonly groupsAbandoned: number;
+  readonly records: number;
+  /** Where the chain ends: everything up to here is durable. */
+  readonly durable: LogPosition;
+  /** One line for logs. */
+  readonly message: string;
+}
+
+export interface OpenedSegmentLog {
+  readonly log: SegmentLog;
+  /** Every recovered record in log order (payloads are views into buffers read at recovery). */
+  readonly records: RecoveredRecord[];
+  readonly report: RecoveryReport;
+}
+
+export interface SegmentLogStats {
+  syncs: number;
+  groupsWritten: number;
+  bytesWritten: number;
+  segmentsCreated: number;
+  preallocBytes: number;
+  preallocFailures: number;
+  diskFullErrors: number;
+}
+
+/** A group laid out by a sync attempt; frozen until the sync succeeds or the log fails over. */
+interface GroupPlan {
+  readonly segment: number;
+  readonly position: number;
+  readonly end: number;
+  readonly seq: number;
+  readonly crc: number;
+  readonly header: Uint8Array;
+  readonly bodyFrom: number;
+  readonly bodyTo: number;
+  readonly recordFrom: number;
+  readonly recordTo: number;
+}
+
+/** The last group known durable: what the next group names as its frontier. */
+interface SyncedPoint {
+  readonly segment: number;
+  readonly end: number;
+  readonly crc: number;
+  /** The next group's seq is this + 1. */
+  readonly seq: number;
+  readonly highDecree: number;
+}
+
+const ZEROS = new Uint8Array(ZERO_BUFFER_BYTES);
+const EMPTY_META: MetaState = Object.freeze({
+  generation: 0, epoch: 0, firstSegment: 1, floorSegment: 0, floorEnd: 0, floorHighDecree: 0,
+});
+const PENDING_BYTES_INITIAL = 64 * 1024;
+
+export class SegmentLog {
+  readonly stats: SegmentLogStats = {
+    syncs: 0, groupsWritten: 0, bytesWritten: 0, segmentsCreated: 0, preallocBytes: 0,
+    preallocFailures: 0, diskFullErrors: 0,
+  };
+  /** Descriptors of every segment file, for writes (current segment) and reads (index). */
+  private readonly fds = new Map<number, number>();
+  /** decree → packed location (segment · 2^31 + offset), or several for a repeated decree. */
+  private readonly index = new Map<number, number | number[]>();
+  private segment: number;
+  private writePos: number;
+  private zeroedEnd: number;
+  private nextSegment: number;
+  private forceFresh: boolean;
+  private lastSynced: SyncedPoint;
+  private nextGroupSeq: number;
+  private plannedHighDecree: number;
+  // Pending records: encoded back to back after a reserved group-header gap.
+  private pending = new Uint8Array(PENDING_BYTES_INITIAL);
+  private pendingView = new DataView(this.pending.buffer);
+  private pendingBytes = GROUP_HEADER_BYTES;
+  private pendingCount = 0;
+  private readonly pendingOffsets: number[] = [];
+  private readonly pendingCrcs: number[] = [];
+  private readonly pendingDecrees: number[] = [];
+  private plans: GroupPlan[] = [];
+  private plannedRecords = 0;
+  private dirDirty = false;
+  private scratch = new Uint8Array(0);
+  private readonly crcScratch = new Uint8Array(4);
+  private appended = 0;
+  private durable = 0;
+  private failure: LogError | null = null;
+  private closed = false;
+  private damage: DamageEvent[];
+  private meta: MetaState;
+
+  private constructor(
+    private readonly fs: FileLayer,
+    readonly dir: string,
+    readonly options: ResolvedSegmentLogOptions,
+    private readonly metaFd: number,
+    meta: MetaState,
+    start: WriterStart,
+  ) {
+    this.meta = meta;
+    this.segment = start.segment;
+    this.writePos = start.writePos;
+    this.zeroedEnd = start.zeroedEnd;
+    this.nextSegment = start.nextSegment;
+    this.forceFresh = start.forceFresh;
+    this.lastSynced = start.lastSynced;
+    this.nextGroupSeq = start.lastSynced.seq + 1;
+    this.plannedHighDecree = start.lastSynced.highDecree;
+    this.damage = start.damage;
+    for (const [n, fd] of start.fds) this.fds.set(n, fd);
+  }
+
+  /**
+   * Opens (creating if missing) the log in `dir`: recovers it, cuts a torn tail, makes what it
+   * keeps durable, bumps the epoch durably, and returns the log ready to append with every
+   * recovered record and a report. Throws LogError for unreadable metadata, an unknown format
+   * version, or corruption under `onCorruption: 'refuse'`.
+   */
+  static open(fs: FileLayer, dir: string, options: SegmentLogOptions = {}): OpenedSegmentLog {
+    const resolved = resolveSegmentLogOptions(options);
+    fs.mkdirp(dir);
+    const metaPath = `${dir}/${META_FILE_NAME}`;
+    const existing = segmentNumbers(fs.readdir(dir));
+    const metaLost = (): LogError =>
+      new LogError(
+        'PAXLINE_LOG_CORRUPT',
+        `${metaPath} is missing or both of its slots are damaged, but segment files exist ` +
+          `(${segmentFileName(existing[0]!)} …): the log's epoch and durable floor are lost; ` +
+          'refusing to open',
+        { file: metaPath, offset: 0 },
+      );
+    // The metadata file is created (and its entry synced) before the first segment ever is.
+    if (existing.length > 0 && !fs.exists(metaPath)) throw metaLost();
+    const metaFd = fs.open(metaPath, { create: true });
+    const fds = new Map<number, number>();
+    try {
+      let meta = readMeta(fs, metaFd, metaPath);
+      if (meta === null) {
+        if (existing.length > 0) throw metaLost();
+        meta = EMPTY_META;
+      }
+      const scan = new LogScanner(fs, dir, meta, existing).scan();
+      const repairDecreeMax = Math.max(scan.highDecreeMax, meta.floorHighDecree);
+      const error =
+        scan.damage.length === 0 ? null : corruptionError(dir, scan.damage, repairDecreeMax);
+      if (error !== null && resolved.onCorruption === 'refuse') throw error;
+      const cut = cutTornTail(fs, dir, scan, existing);
+      // What recovery keeps must be durable before anything acts on it (a restart without power
+      // loss may find it only in the page cache: data, and the entries of segments created just
+      // before the crash), and before the floor below claims it.
+      fs.fsyncDir(dir);
+      for (const n of existing) {
+        if (cut.unlinked.includes(n)) continue;
+        const fd = fs.open(`${dir}/${segmentFileName(n)}`, { create: false });
+        fds.set(n, fd);
+        fs.fdatasync(fd);
+      }
+      const start = writerStart(scan, cut, fds, resolved);
+      const floor = maxPos({ segment: meta.floorSegment, offset: meta.floorEnd }, scan.provenMax);
+      meta = {
+        generation: meta.generation + 1,
+        epoch: meta.epoch + 1,
+        firstSegment: meta.firstSegment,
+        floorSegment: floor.segment,
+        floorEnd: floor.offset,
+        floorHighDecree: Math.max(
+          meta.floorHighDecree,
+          scan.last.highDecree,
+          error === null ? 0 : repairDecreeMax,
+        ),
+      };
+      writeMeta(fs, metaFd, metaPath, meta);
+      const log = new SegmentLog(fs, dir, resolved, metaFd, meta, start);
+      log.buildIndex(scan.records);
+      const segments = existing.length - cut.unlinked.length;
+      const report = buildReport(scan, cut, error, repairDecreeMax, meta.epoch, segments);
+      return { log, records: scan.records, report };
+    } catch (e) {
+      for (const fd of fds.values()) fs.close(fd);
+      fs.close(metaFd);
+      throw e;
+    }
+  }
+
+  /** This incarnation's epoch (bumped at every open). */
+  get epoch(): number {
+    return this.meta.epoch;
+  }
+
+  /** Sequence number of the last appended record (1-based per open; 0 if none). */
+  get appendedSeq(): number {
+    return this.appended;
+  }
+
+  /** Every record with a sequence number up to this is durable. */
+  get durableSeq(): number {
+    return this.durable;
+  }
+
+  /** End of the last durable group: everything before it in log order is durable. */
+  get durablePosition(): LogPosition {
+    return { segment: this.lastSynced.segment, offset: this.lastSynced.end };
+  }
+
+  /** The failure that stopped syncing (call recoverAfterFailure), or null. */
+  get failed(): LogError | null {
+    return this.failure;
+  }
+
+  /** Damaged ranges still unrepaired (see markRepaired). */
+  get damagedRanges(): readonly DamagedRange[] {
+    return this.damage.flatMap((d) => d.ranges);
+  }
+
+  /**
+   * Buffers one record; it is durable once `sync()` returned a seq >= the one returned here.
+   * Allowed while the log is failed: the record is written by `recoverAfterFailure()`.
+   */
+  append(type: number, decree: number, ballot: number, payload: Uint8Array): number {
+    this.checkOpen();
+    if (!Number.isInteger(type) || type < RECORD_TYPE_MIN || type > RECORD_TYPE_MAX) {
+      throw badArgument('type', `must be an integer in [${RECORD_TYPE_MIN}, ${RECORD_TYPE_MAX}]`);
+    }
+    if (!isCount(decree)) throw badArgument('decree', 'must be a safe integer >= 0');
+    if (!isCount(ballot)) throw badArgument('ballot', 'must be a safe integer >= 0');
+    if (!(payload instanceof Uint8Array)) throw badArgument('payload', 'must be a Uint8Array');
+    if (payload.length > this.options.recordPayloadBytesMax) {
+      throw badArgument(
+        'payload',
+        `is ${payload.length} bytes; the limit is ${this.options.recordPayloadBytesMax}`,
+      );
+    }
+    const at = this.pendingBytes;
+    this.reservePending(recordBytes(payload.length));
+    const crc = encodeRecordAt(this.pending, this.pendingView, at, type, decree, ballot, payload);
+    this.pendingOffsets.push(at);
+    this.pendingCrcs.push(crc);
+    this.pendingDecrees.push(decree);
+    this.pendingCount++;
+    this.pendingBytes = at + recordBytes(payload.length);
+    return ++this.appended;
+  }
+
+  /** append() taking a record object. */
+  appendRecord(record: StoredRecord): number {
+    return this.append(record.type, record.decree, record.ballot, record.payload);
+  }
+
+  /**
+   * Writes every buffered record as one group (more when they exceed groupBodyBytesMax or a
+   * segment) with one write call each, then one fdatasync per file written; only then advances
+   * `durableSeq`, which it returns. Throws LogError: PAXLINE_DISK_FULL from a write (nothing
+   * acknowledged; retry later), PAXLINE_FSYNC_FAILED / PAXLINE_WRITE_FAILED (the log stops until
+   * recoverAfterFailure), PAXLINE_LOG_FAILED when already stopped.
+   */
+  sync(): number {
+    this.checkOpen();
+    if (this.failure !== null) {
+      throw new LogError(
+        'PAXLINE_LOG_FAILED',
+        `log ${this.dir} stopped after: ${this.failure.message}; call recoverAfterFailure()`,
+        { cause: this.failure },
+      );
+    }
+    if (this.pendingCount === 0) return this.durable;
+    this.planPending();
+    const touched: number[] = [];
+    for (const plan of this.plans) {
+      this.writePlan(plan);
+      if (!touched.includes(plan.segment)) touched.push(plan.segment);
+    }
+    for (const n of touched) this.fdatasyncOrFail(n);
+    if (this.dirDirty) this.fsyncDirOrFail();
+    this.commitPlans();
+    if (this.options.preallocOnSync) this.preallocate();
+    return this.durable;
+  }
+
+  /**
+   * After a failed fdatasync or write: forgets where the unsynced groups went (they may or may
+   * not be on disk; the page cache is not trusted), and rewrites every not-yet-durable record
+   * into a fresh segment whose first group names the last good group as its frontier, so
+   * recovery drops the abandoned groups. Returns the new durable seq; throws like sync().
+   */
+  recoverAfterFailure(): number {
+    this.checkOpen();
+    this.plans = [];
+    this.plannedRecords = 0;
+    this.nextGroupSeq = this.lastSynced.seq + 1;
+    this.plannedHighDecree = this.lastSynced.highDecree;
+    this.forceFresh = true;
+    this.segment = 0;
+    this.failure = null;
+    return this.sync();
+  }
+
+  /**
+   * Writes zeros ahead of the write position (whole chunks, up to `preallocAheadBytes` ahead)
+   * and fdatasyncs them, so later groups overwrite allocated blocks instead of extending the
+   * file. Best effort: a failed write just stops it; a failed fdatasync stops the log. Returns
+   * the bytes zeroed.
+   */
+  preallocate(): number {
+    if (this.closed || this.failure !== null || this.segment === 0) return 0;
+    const fd = this.fds.get(this.segment)!;
+    const { segmentBytes, preallocAheadBytes, preallocChunkBytes } = this.options;
+    let wrote = 0;
+    try {
+      while (this.zeroedEnd - this.writePos < preallocAheadBytes && this.zeroedEnd < segmentBytes) {
+        // Chunks end on chunk boundaries, so zero-fill writes whole pages after the first.
+        const toBoundary = preallocChunkBytes - (this.zeroedEnd % preallocChunkBytes);
+        const n = Math.min(toBoundary, segmentBytes - this.zeroedEnd);
+        this.fs.pwrite(fd, ZEROS.subarray(0, n), this.zeroedEnd);
+        this.zeroedEnd += n;
+        wrote += n;
+      }
+    } catch (e) {
+      if (systemErrorCode(e) === undefined) throw e;
+      this.stats.preallocFailures++;
+    }
+    if (wrote === 0) return 0;
+    try {
+      this.fs.fdatasync(fd);
+    } catch (e) {
+      if (systemErrorCode(e) === undefined) throw e;
+      this.failure = this.fsyncError(e, this.segment, this.zeroedEnd - wrote);
+      return 0;
+    }
+    this.stats.preallocBytes += wrote;
+    return wrote;
+  }
+
+  /**
+   * Every durable record whose decree is in [fromDecree, toDecree], in log order, read from the
+   * segment files and checked against its CRC (PAXLINE_LOG_CORRUPT if it no longer matches).
+   */
+  readRecords(fromDecree: number, toDecree: number): RecoveredRecord[] {
+    this.checkOpen();
+    if (!isCount(fromDecree)) throw badArgument('fromDecree', 'must be a safe integer >= 0');
+    if (!isCount(toDecree) || toDecree < fromDecree) {
+      throw badArgument('toDecree', 'must be a safe integer >= fromDecree');
+    }
+    const locations: number[] = [];
+    const add = (entry: number | number[]): void => {
+      if (typeof entry === 'number') locations.push(entry);
+      else for (const loc of entry) locations.push(loc);
+    };
+    if (toDecree - fromDecree < this.index.size) {
+      for (let d = fromDecree; d <= toDecree; d++) {
+        const entry = this.index.get(d);
+        if (entry !== undefined) add(entry);
+      }
+    } else {
+      for (const [d, entry] of this.index) if (d >= fromDecree && d <= toDecree) add(entry);
+    }
+    locations.sort((a, b) => a - b);
+    return locations.map((loc) => this.readRecordAt(loc));
+  }
+
+  /**
+   * Declares the damage reported at open repaired (the caller re-appended what was lost, e.g.
+   * fetched from peers): overwrites each damaged range with a valid skip group of the same length
+   * (recreating a missing segment or a damaged segment header), durably, so the next open does
+   * not report it again. Returns the number of ranges repaired.
+   */
+  markRepaired(): number {
+    this.checkOpen();
+    let repaired = 0;
+    const touched = new Set<number>();
+    for (const event of this.damage) {
+      // writerStart filled in the resume seq of damage with no valid group after it.
+      assert(event.resumeSeq !== null, 'markRepaired: damage without a resume seq');
+      for (const range of event.ranges) {
+        try {
+          this.writeSkip(range, event.resumeSeq - 1, event.epochBefore);
+        } catch (e) {
+          const code = systemErrorCode(e);
+          if (code === undefined) throw e;
+          const path = this.segmentPath(range.segment);
+          throw new LogError(
+            code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : 'PAXLINE_WRITE_FAILED',
+            `writing a skip group over ${path} [${range.offsetFrom}, ${range.offsetTo}) failed ` +
+              `(${code}); the damage stays reported, retry markRepaired()`,
+            { file: path, offset: range.offsetFrom, cause: e },
+          );
+        }
+        touched.add(range.segment);
+        repaired++;
+      }
+    }
+    for (const n of touched) this.fdatasyncOrFail(n);
+    if (this.dirDirty) this.fsyncDirOrFail();
+    this.damage = [];
+    return repaired;
+  }
+
+  /**
+   * Closes every file. Records not yet synced are dropped (they were never acknowledged). A
+   * healthy log records its durable position as the floor in log.meta, so damage below it is
+   * recognised as corruption even at the very end of the log.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      const old = { segment: this.meta.floorSegment, offset: this.meta.floorEnd };
+      const floor = maxPos(old, this.durablePosition);
+      const moved = comparePositions(floor, old) > 0;
+      if (this.failure === null && moved) {
+        this.meta = {
+          ...this.meta,
+          generation: this.meta.generation + 1,
+          floorSegment: floor.segment,
+          floorEnd: floor.offset,
+          floorHighDecree: Math.max(this.meta.floorHighDecree, this.lastSynced.highDecree),
+        };
+        writeMeta(this.fs, this.metaFd, `${this.dir}/${META_FILE_NAME}`, this.meta);
+      }
+    } finally {
+      for (const fd of this.fds.values()) this.fs.close(fd);
+      this.fds.clear();
+      this.fs.close(this.metaFd);
+    }
+  }
+
+  // ─── internals ─────────────────────────────────────────────────────────────────────────────
+
+  private checkOpen(): void {
+    if (this.closed) throw new LogError('PAXLINE_LOG_CLOSED', `log ${this.dir} is closed`);
+  }
+
+  private reservePending(bytes: number): void {
+    const need = this.pendingBytes + bytes + GROUP_HEADER_BYTES;
+    if (need <= this.pending.length) return;
+    const grown = new Uint8Array(Math.max(need, this.pending.length * 2));
+    grown.set(this.pending.subarray(0, this.pendingBytes));
+    this.pending = grown;
+    this.pendingView = new DataView(grown.buffer);
+  }
+
+  /** Lays out every unplanned pending record into groups (frozen until success or failover). */
+  private planPending(): void {
+    const o = this.options;
+    let rec = this.plannedRecords;
+    const lastPlan = this.plans.at(-1);
+    let segment = lastPlan?.segment ?? this.segment;
+    let pos = lastPlan?.end ?? this.writePos;
+    let hwm = this.plannedHighDecree;
+    while (rec < this.pendingCount) {
+      const bodyFrom = this.pendingOffsets[rec]!;
+      let r = rec;
+      let bodyCrc = 0;
+      let bodyTo = bodyFrom;
+      do {
+        const next = r + 1 < this.pendingCount ? this.pendingOffsets[r + 1]! : this.pendingBytes;
+        if (r > rec && next - bodyFrom > o.groupBodyBytesMax) break;
+        bodyCrc = foldRecordCrc(bodyCrc, this.pendingCrcs[r]!, this.crcScratch);
+        hwm = Math.max(hwm, this.pendingDecrees[r]!);
+        bodyTo = next;
+        r++;
+      } while (r < this.pendingCount);
+      const span = groupSpanBytes(bodyTo - bodyFrom);
+      if (segment === 0 || this.forceFresh || pos + span > o.segmentBytes) {
+        segment = this.takeSegmentNumber();
+        pos = FIRST_GROUP_OFFSET;
+        this.forceFresh = false;
+      }
+      assert(pos + span <= o.segmentBytes, 'planPending: group does not fit an empty segment');
+      assert(pos % 8 === 0, 'planPending: group position not aligned');
+      const header = new Uint8Array(GROUP_HEADER_BYTES);
+      const seq = this.nextGroupSeq++;
+      const crc = encodeGroupHeader(header, 0, {
+        kind: GROUP_KIND_DATA,
+        epoch: this.meta.epoch,
+        bodyBytes: bodyTo - bodyFrom,
+        seq,
+        frontierSegment: this.lastSynced.segment,
+        frontierEnd: this.lastSynced.end,
+        frontierCrc: this.lastSynced.crc,
+        recordCount: r - rec,
+        highDecree: hwm,
+        bodyCrc,
+      });
+      this.plans.push({
+        segment, position: pos, end: pos + span, seq, crc, header, bodyFrom, bodyTo,
+        recordFrom: rec, recordTo: r,
+      });
+      pos += span;
+      rec = r;
+    }
+    this.plannedRecords = rec;
+    this.plannedHighDecree = hwm;
+  }
+
+  private takeSegmentNumber(): number {
+    const n = this.nextSegment++;
+    if (n > SEGMENT_NUMBER_MAX) {
+      throw new LogError('PAXLINE_LOG_FAILED', `log ${this.dir}: segment numbers exhausted`);
+    }
+    return n;
+  }
+
+  /** Writes one planned group (creating its segment if new) with one pwrite. */
+  private writePlan(plan: GroupPlan): void {
+    let fd = this.fds.get(plan.segment);
+    const path = this.segmentPath(plan.segment);
+    try {
+      if (fd === undefined) {
+        fd = this.fs.open(path, { create: true });
+        this.fds.set(plan.segment, fd);
+        this.dirDirty = true;
+        this.stats.segmentsCreated++;
+      }
+      if (plan.position === FIRST_GROUP_OFFSET) {
+        const { segmentBytes } = this.options;
+        this.fs.pwrite(fd, encodeSegmentHeader(plan.segment, this.meta.epoch, segmentBytes), 0);
+      }
+      const span = plan.end - plan.position;
+      let image: Uint8Array;
+      if (plan.bodyFrom === GROUP_HEADER_BYTES && plan.recordTo === this.pendingCount) {
+        // The common case: the group is the whole pending buffer, header gap included.
+        this.pending.set(plan.header, 0);
+        this.pending.fill(0, plan.bodyTo, span);
+        image = this.pending.subarray(0, span);
+      } else {
+        if (this.scratch.length < span) {
+          this.scratch = new Uint8Array(Math.max(span, this.scratch.length * 2));
+        }
+        this.scratch.set(plan.header, 0);
+        this.scratch.set(this.pending.subarray(plan.bodyFrom, plan.bodyTo), GROUP_HEADER_BYTES);
+        this.scratch.fill(0, GROUP_HEADER_BYTES + plan.bodyTo - plan.bodyFrom, span);
+        image = this.scratch.subarray(0, span);
+      }
+      this.fs.pwrite(fd, image, plan.position);
+      this.stats.bytesWritten += span;
+    } catch (e) {
+      throw this.writeError(e, path, plan);
+    }
+  }
+
+  private writeError(e: unknown, path: string, plan: GroupPlan): unknown {
+    const code = systemErrorCode(e);
+    if (code === undefined) return e;
+    const bytes = plan.end - plan.position;
+    const where = `group ${plan.seq} (${bytes} bytes) at offset ${plan.position}`;
+    if (code === 'ENOSPC') {
+      this.stats.diskFullErrors++;
+      // Nothing was acknowledged and the layout is frozen: a later sync() rewrites it exactly.
+      return new LogError(
+        'PAXLINE_DISK_FULL',
+        `no space left on device writing ${where} of ${path}; nothing acknowledged was lost, ` +
+          'retry sync() when space returns',
+        { file: path, offset: plan.position, cause: e },
+      );
+    }
+    this.failure = new LogError(
+      'PAXLINE_WRITE_FAILED',
+      `write of ${where} of ${path} failed (${code}); unsynced records will be ` +
+        'rewritten by recoverAfterFailure()',
+      { file: path, offset: plan.position, cause: e },
+    );
+    return this.failure;
+  }
+
+  private fdatasyncOrFail(n: number): void {
+    try {
+      this.fs.fdatasync(this.fds.get(n)!);
+    } catch (e) {
+      if (systemErrorCode(e) === undefined) throw e;
+      this.failure = this.fsyncError(e, n, null);
+      throw this.failure;
+    }
+  }
+
+  private fsyncDirOrFail(): void {
+    try {
+      this.fs.fsyncDir(this.dir);
+      this.dirDirty = false;
+    } catch (e) {
+      if (systemErrorCode(e) === undefined) throw e;
+      this.failure = new LogError(
+        'PAXLINE_FSYNC_FAILED',
+        `fsync of directory ${this.dir} failed (${systemErrorCode(e)})`,
+        { file: this.dir, cause: e },
+      );
+      throw this.failure;
+    }
+  }
+
+  private fsyncError(e: unknown, n: number, offset: number | null): LogError {
+    const path = this.segmentPath(n);
+    const code = systemErrorCode(e);
+    const text =
+      `fdatasync of ${path} failed (${code}): everything written since the last ` +
+      'successful one counts as unsynced; the log stops syncing until recoverAfterFailure() ' +
+      'rewrites it into a fresh segment';
+    const details = offset === null
+      ? { file: path, cause: e }
+      : { file: path, offset, cause: e };
+    const errorCode = code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : 'PAXLINE_FSYNC_FAILED';
+    return new LogError(errorCode, text, details);
+  }
+
+  /** After every planned group is durable: publish, index, and reset the pending buffer. */
+  private commitPlans(): void {
+    const last = this.plans.at(-1)!;
+    assert(this.plannedRecords === this.pendingCount, 'commitPlans: unplanned records');
+    assert(last.seq === this.nextGroupSeq - 1, 'commitPlans: group seqs out of step');
+    for (const plan of this.plans) {
+      const base = plan.segment * LOCATION_SEGMENT_FACTOR + plan.position + GROUP_HEADER_BYTES;
+      for (let r = plan.recordFrom; r < plan.recordTo; r++) {
+        this.indexAdd(this.pendingDecrees[r]!, base + this.pendingOffsets[r]! - plan.bodyFrom);
+      }
+      this.stats.groupsWritten++;
+    }
+    if (last.segment !== this.segment) {
+      this.segment = last.segment;
+      this.zeroedEnd = last.end;
+    }
+    this.writePos = last.end;
+    if (this.zeroedEnd < this.writePos) this.zeroedEnd = this.writePos;
+    this.lastSynced = {
+      segment: last.segment, end: last.end, crc: last.crc, seq: last.seq,
+      highDecree: this.plannedHighDecree,
+    };
+    this.durable = this.appended;
+    this.plans = [];
+    this.plannedRecords = 0;
+    this.pendingCount = 0;
+    this.pendingBytes = GROUP_HEADER_BYTES;
+    this.pendingOffsets.length = 0;
+    this.pendingCrcs.length = 0;
+    this.pendingDecrees.length = 0;
+    this.stats.syncs++;
+  }
+
+  private indexAdd(decree: number, loc: number): void {
+    if (decree === 0) return;
+    const entry = this.index.get(decree);
+    if (entry === undefined) this.index.set(decree, loc);
+    else if (typeof entry === 'number') this.index.set(decree, [entry, loc]);
+    else entry.push(loc);
+  }
+
+  private buildIndex(records: readonly RecoveredRecord[]): void {
+    for (const r of records) {
+      this.indexAdd(r.decree, r.segment * LOCATION_SEGMENT_FACTOR + r.offset);
+    }
+  }
+
+  private readRecordAt(loc: number): RecoveredRecord {
+    const segment = Math.floor(loc / LOCATION_SEGMENT_FACTOR);
+    const offset = loc - segment * LOCATION_SEGMENT_FACTOR;
+    const fd = this.fds.get(segment);
+    const path = this.segmentPath(segment);
+    assert(fd !== undefined, 'readRecords: indexed record in a segment without a descriptor');
+    const head = new Uint8Array(RECORD_HEADER_BYTES);
+    const corrupt = (): LogError =>
+      new LogError(
+        'PAXLINE_LOG_CORRUPT',
+        `${path}: record at offset ${offset} fails its checksum`,
+        { file: path, offset },
+      );
+    const got = this.fs.read(fd, head, RECORD_HEADER_BYTES, offset);
+    if (got !== RECORD_HEADER_BYTES) throw corrupt();
+    const payloadBytes = new DataView(head.buffer).getUint32(0, true);
+    if (payloadBytes > this.options.recordPayloadBytesMax) throw corrupt();
+    const bytes = new Uint8Array(RECORD_HEADER_BYTES + payloadBytes);
+    if (this.fs.read(fd, bytes, bytes.length, offset) !== bytes.length) throw corrupt();
+    const view: RecordView = {
+      type: 0, decree: 0, ballot: 0, payloadAt: 0, payloadBytes: 0, crc: 0,
+    };
+    const end = checkRecordAt(bytes, new DataView(bytes.buffer), 0, bytes.length, view);
+    if (end < 0) throw corrupt();
+    return {
+      type: view.type, decree: view.decree, ballot: view.ballot,
+      payload: bytes.subarray(RECORD_HEADER_BYTES), segment, offset,
+    };
+  }
+
+  /** Overwrites one damaged range with a skip group (and a segment header if it starts at 0). */
+  private writeSkip(range: DamagedRange, seq: number, epoch: number): void {
+    let fd = this.fds.get(range.segment);
+    const path = this.segmentPath(range.segment);
+    if (fd === undefined) {
+      fd = this.fs.open(path, { create: true });
+      this.fds.set(range.segment, fd);
+      this.dirDirty = true;
+    }
+    let from = range.offsetFrom;
+    if (from < FIRST_GROUP_OFFSET) {
+      const header = encodeSegmentHeader(range.segment, this.meta.epoch, this.options.segmentBytes);
+      this.fs.pwrite(fd, header, 0);
+      from = FIRST_GROUP_OFFSET;
+    }
+    const length = range.offsetTo - from;
+    if (length <= 0) return;
+    assert(length >= GROUP_HEADER_BYTES && length % 8 === 0, 'markRepaired: range too short');
+    const header = new Uint8Array(GROUP_HEADER_BYTES);
+    encodeGroupHeader(header, 0, {
+      kind: GROUP_KIND_SKIP, epoch, bodyBytes: length - GROUP_HEADER_BYTES, seq,
+      frontierSegment: 0, frontierEnd: 0, frontierCrc: 0, recordCount: 0, highDecree: 0, bodyCrc: 0,
+    });
+    this.fs.pwrite(fd, header, from);
+    for (let at = from + GROUP_HEADER_BYTES; at < range.offsetTo; at += ZEROS.length) {
+      this.fs.pwrite(fd, ZEROS.subarray(0, Math.min(ZEROS.length, range.offsetTo - at)), at);
+    }
+  }
+
+  private segmentPath(n: number): string {
+    return `${this.dir}/${segmentFileName(n)}`;
+  }
+}
+
+// ─── open helpers ────────────────────────────────────────────────────────────────────────────
+
+interface WriterStart {
+  readonly segment: number;
+  readonly writePos: number;
+  readonly zeroedEnd: number;
+  readonly nextSegment: number;
+  readonly forceFresh: boolean;
+  readonly lastSynced: SyncedPoint;
+  readonly damage: DamageEvent[];
+  readonly fds: ReadonlyMap<number, number>;
+}
+
+interface CutResult {
+  readonly bytesCut: number;
+  readonly unlinked: number[];
+}
+
+function badArgument(field: string, message: string): LogError {
+  return new LogError('PAXLINE_INVALID_ARGUMENT', `${field} ${message}`, { field });
+}
+
+function maxPos(a: LogPosition, b: LogPosition): LogPosition {
+  return comparePositions(a, b) >= 0 ? a : b;
+}
+
+/** The valid metadata slot with the highest generation, or null if neither is valid. */
+function readMeta(fs: FileLayer, fd: number, path: string): MetaState | null {
+  const bytes = new Uint8Array(META_FILE_BYTES);
+  const n = fs.read(fd, bytes, META_FILE_BYTES, 0);
+  let best: MetaState | null = null;
+  for (let slot = 0; slot < 2; slot++) {
+    const at = slot * META_SLOT_STRIDE_BYTES;
+    if (at + META_SLOT_BYTES > n) continue;
+    const check = decodeMetaSlot(bytes.subarray(at, at + META_SLOT_BYTES));
+    if (!check.ok && check.version !== null) {
+      throw new LogError(
+        'PAXLINE_LOG_VERSION',
+        `${path}: format version ${check.version}; this paxline reads version 1`,
+        { file: path, offset: at },
+      );
+    }
+    if (check.ok && (best === null || check.meta.generation > best.generation)) best = check.meta;
+  }
+  return best;
+}
+
+/** Writes the slot for `meta.generation` and makes it durable. */
+function writeMeta(fs: FileLayer, fd: number, path: string, meta: MetaState): void {
+  const at = (meta.generation % 2) * META_SLOT_STRIDE_BYTES;
+  try {
+    fs.pwrite(fd, encodeMetaSlot(meta), at);
+    fs.fdatasync(fd);
+  } catch (e) {
+    const code = systemErrorCode(e);
+    if (code === undefined) throw e;
+    throw new LogError(
+      code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : 'PAXLINE_FSYNC_FAILED',
+      `writing ${path} failed (${code})`,
+      { file: path, offset: at, cause: e },
+    );
+  }
+}
+
+/** Cuts a torn tail: zeroes it in its segment and deletes every later segment file. */
+function cutTornTail(
+  fs: FileLayer,
+  dir: string,
+  scan: ScanResult,
+  existing: readonly number[],
+): CutResult {
+  const tail = scan.tail;
+  const unlinked: number[] = [];
+  let bytesCut = 0;
+  if (tail === null) return { bytesCut, unlinked };
+  const doomed = existing.filter((n) => n > tail.segment || (n === tail.segment && !tail.headerOk));
+  if (tail.headerOk && existing.includes(tail.segment)) {
+    const img = scan.images.get(tail.segment)!;
+    const end = nonzeroEnd(img.bytes, tail.position);
+    if (end > tail.position) {
+      const fd = fs.open(img.path, { create: false });
+      try {
+        for (let at = tail.position; at < end; at += ZEROS.length) {
+          fs.pwrite(fd, ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
+        }
+        fs.fdatasync(fd);
+      } finally {
+        fs.close(fd);
+      }
+      bytesCut += end - tail.position;
+    }
+  }
+  for (const n of doomed) {
+    const img = scan.images.get(n);
+    const path = `${dir}/${segmentFileName(n)}`;
+    if (img !== undefined) bytesCut += nonzeroEnd(img.bytes, 0);
+    else {
+      const fd = fs.open(path, { create: false });
+      try {
+        bytesCut += nonzeroEnd(readWholeFile(fs, fd), 0);
+      } finally {
+        fs.close(fd);
+      }
+    }
+    fs.unlink(path);
+    unlinked.push(n);
+  }
+  return { bytesCut, unlinked };
+}
+
+function writerStart(
+  scan: ScanResult,
+  cut: CutResult,
+  fds: ReadonlyMap<number, number>,
+  options: ResolvedSegmentLogOptions,
+): WriterStart {
+  const last = scan.last;
+  const tail = scan.tail;
+  const damage = scan.damage.map((d) => ({ ...d }));
+  if (tail === null) {
+    // Corruption with no valid group after it: the damaged bytes stay untouched; appends go to
+    // a fresh segment, with a seq gap so that no new group can ever look like the continuation
+    // of the group before the damage (which would hide the damage at the next open).
+    const seq = scan.seqMax + 1;
+    const resumed = damage.map((d) => (d.resumeSeq === null ? { ...d, resumeSeq: seq + 1 } : d));
+    return {
+      segment: 0, writePos: 0, zeroedEnd: 0, nextSegment: scan.lastSegment + 1, forceFresh: true,
+      lastSynced: {
+        segment: last.segment, end: last.end, crc: last.crc, seq, highDecree: scan.highDecreeMax,
+      },
+      damage: resumed, fds,
+    };
+  }
+  const lastSynced = {
+    segment: last.segment, end: last.end, crc: last.crc, seq: last.seq,
+    highDecree: Math.max(last.highDecree, scan.highDecreeMax),
+  };
+  const keep = tail.headerOk && fds.has(tail.segment) && !cut.unlinked.includes(tail.segment);
+  if (!keep) {
+    return {
+      segment: 0, writePos: 0, zeroedEnd: 0, nextSegment: Math.max(tail.segment, 1),
+      forceFresh: false,
+      lastSynced, damage, fds,
+    };
+  }
+  const img = scan.images.get(tail.segment)!;
+  const zeroedEnd = Math.min(Math.max(img.bytes.length, tail.position), options.segmentBytes);
+  return {
+    segment: tail.segment, writePos: tail.position, zeroedEnd, nextSegment: tail.segment + 1,
+    forceFresh: false, lastSynced, damage, fds,
+  };
+}
+
+function corruptionError(
+  dir: string,
+  damage: readonly DamageEvent[],
+  repairDecreeMax: number,
+): LogError {
+  const ranges = damage.flatMap((d) => d.ranges);
+  const list = ranges
+    .map((r) => `${r.fileName} [${r.offsetFrom}, ${r.offsetTo}) ${r.reason}`)
+    .join('; ');
+  const first = ranges[0]!;
+  return new LogError(
+    'PAXLINE_LOG_CORRUPT',
+    `log ${dir}: bytes that were durable are damaged: ${list}. Nothing was truncated; the valid ` +
+      `records before and after the damage were recovered. Records about decrees up to ` +
+      `${repairDecreeMax} may be lost and must be repaired from peers before this replica votes.`,
+    { file: `${dir}/${first.fileName}`, offset: first.offsetFrom },
+  );
+}
+
+function buildReport(
+  scan: ScanResult,
+  cut: CutResult,
+  error: LogError | null,
+  repairDecreeMax: number,
+  epoch: number,
+  segments: number,
+): RecoveryReport {
+  const damaged = scan.damage.flatMap((d) => d.ranges);
+  const kind = error !== null ? 'corrupt' : cut.bytesCut > 0 ? 'tornTail' : 'clean';
+  const durable = { segment: scan.last.segment, offset: scan.last.end };
+  const base =
+    `epoch ${epoch}: ${scan.records.length} records in ${scan.groups} groups over ${segments} ` +
+    `segments, durable to ${segmentFileName(durable.segment)}@${durable.offset}`;
+  const message =
+    kind === 'clean'
+      ? `${base}; clean`
+      : kind === 'tornTail'
+        ? `${base}; cut a torn tail of ${cut.bytesCut} bytes (never acknowledged)`
+        : `${base}; CORRUPT: ${error!.message}`;
+  return {
+    kind,
+    bytesCut: cut.bytesCut,
+    segmentsCut: cut.unlinked.map(segmentFileName),
+    damaged,
+    repairDecreeMax: error !== null ? repairDecreeMax : 0,
+    error,
+    epoch,
+    segments,
+    groups: scan.groups,
+    groupsAbandoned: scan.groupsAbandoned,
+    records: scan.records.length,
+    durable: comparePositions(durable, ORIGIN) > 0 ? durable : ORIGIN,
+    message,
+  };
+}

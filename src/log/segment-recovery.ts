@@ -1,0 +1,615 @@
+/**
+ * Recovery scan of a segmented log: walks the chain of groups in log order, verifying every
+ * checksum and link, and at the first break decides between a torn tail and corruption by the
+ * durable frontier. Pure reading: the caller (SegmentLog.open) performs the cut, the syncs and the
+ * metadata update the verdict calls for.
+ *
+ * The chain. Groups are accepted one after another at the positions where they must be: the end
+ * of the previous group, or the first group position of the next segment (a segment's tail after
+ * its last group is slack: preallocated zeros, or groups abandoned after a failed fdatasync).
+ * A data group G continues the chain after the last accepted group L when
+ *   - G.epoch >= L.epoch, and G's frontier names a recently accepted group F exactly
+ *     (segment, end offset and header CRC), and
+ *   - G.seq = L.seq + 1 (the normal case; F may be L or, when one sync wrote several groups, the
+ *     group before them), or G.seq = F.seq + 1 with F before L: G rewrote what followed F after a
+ *     failed fdatasync, so the groups after F are abandoned and their records dropped.
+ * A skip group (a repaired damaged range) continues after any L with seq >= L.seq, and the group
+ * after a skip group needs only G.seq = skip.seq + 1 (its frontier may name lost groups).
+ *
+ * The verdict at a break at position P (segment S). Search every later position (8-byte aligned,
+ * hopping over the groups found) for valid group headers with seq > L.seq and epoch >= L.epoch.
+ * Their frontiers, and the floor recorded at the previous open, are positions known to have been
+ * durable. If any of them lies beyond P, bytes that were fsynced are damaged: corruption. The
+ * damaged ranges run from P to the first fully valid such group (the resync point), where the
+ * chain resumes. Otherwise everything from P on was never proven durable: a torn tail.
+ *
+ * Invariants: records are returned in log order, only from accepted groups, minus abandoned ones;
+ * `provenMax` is never below the floor; a verdict never depends on bytes past a group's end
+ * except through headers whose own CRC is valid.
+ */
+import { assert } from '../core/assert.js';
+import type { FileLayer } from './file-layer.js';
+import {
+  FORMAT_VERSION,
+  GROUP_KIND_DATA,
+  GROUP_KIND_SKIP,
+  GROUP_MAGIC,
+  alignUp,
+  checkRecordAt,
+  checkSegmentHeader,
+  foldRecordCrc,
+  groupSpanBytes,
+  parseGroupHeader,
+  type MetaState,
+  type ParsedGroupHeader,
+  type RecordView,
+  type SegmentHeaderCheck,
+} from './segment-format.js';
+import { LogError } from './log-error.js';
+import {
+  FIRST_GROUP_OFFSET,
+  GROUP_ALIGN_BYTES,
+  GROUP_HEADER_BYTES,
+  SEGMENT_HEADER_BYTES,
+} from './segment-limits.js';
+
+export interface LogPosition {
+  readonly segment: number;
+  readonly offset: number;
+}
+
+export const ORIGIN: LogPosition = Object.freeze({ segment: 0, offset: 0 });
+
+export type DamageReason = 'checksum' | 'header' | 'truncated' | 'missing' | 'segmentHeader';
+
+export interface DamagedRange {
+  readonly segment: number;
+  readonly fileName: string;
+  readonly offsetFrom: number;
+  readonly offsetTo: number;
+  readonly reason: DamageReason;
+}
+
+/** One break in the chain proven to be corruption, with what markRepaired needs to close it. */
+export interface DamageEvent {
+  readonly ranges: readonly DamagedRange[];
+  /** Epoch and seq of the last valid group before the damage (0 if none). */
+  readonly epochBefore: number;
+  readonly seqBefore: number;
+  /** Seq of the group where the chain resumes after the damage; null: the next group written. */
+  readonly resumeSeq: number | null;
+}
+
+export interface StoredRecord {
+  readonly type: number;
+  readonly decree: number;
+  readonly ballot: number;
+  readonly payload: Uint8Array;
+}
+
+export interface RecoveredRecord extends StoredRecord {
+  readonly segment: number;
+  /** File offset of the record header. */
+  readonly offset: number;
+}
+
+/** A group accepted into the chain. */
+export interface ChainGroup {
+  readonly segment: number;
+  readonly position: number;
+  readonly end: number;
+  readonly crc: number;
+  readonly seq: number;
+  readonly epoch: number;
+  readonly kind: number;
+  readonly highDecree: number;
+  /** records.length once this group's records are in. */
+  readonly recordsEnd: number;
+}
+
+const ORIGIN_GROUP: ChainGroup = Object.freeze({
+  segment: 0, position: 0, end: 0, crc: 0, seq: 0, epoch: 0, kind: GROUP_KIND_DATA,
+  highDecree: 0, recordsEnd: 0,
+});
+
+export interface SegmentImage {
+  readonly number: number;
+  readonly fileName: string;
+  readonly path: string;
+  readonly exists: boolean;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  /** null when the file is missing. */
+  readonly header: SegmentHeaderCheck | null;
+}
+
+export interface TailVerdict {
+  /** Where the chain ends and appending continues (segment of the last group, or the first). */
+  readonly segment: number;
+  readonly position: number;
+  /** False when `segment`'s header is damaged or missing: the whole file is cut. */
+  readonly headerOk: boolean;
+}
+
+export interface ScanResult {
+  readonly records: RecoveredRecord[];
+  /** The last accepted group (an all-zero origin when none). */
+  readonly last: ChainGroup;
+  readonly damage: DamageEvent[];
+  /** Torn or clean end; null when corruption left no valid group after it (append elsewhere). */
+  readonly tail: TailVerdict | null;
+  /** The furthest position proven durable (frontiers, floor, chain end). */
+  readonly provenMax: LogPosition;
+  readonly seqMax: number;
+  readonly highDecreeMax: number;
+  readonly groups: number;
+  readonly groupsAbandoned: number;
+  readonly lastSegment: number;
+  readonly images: ReadonlyMap<number, SegmentImage>;
+}
+
+type GroupAt =
+  | { readonly ok: true; readonly group: ParsedGroup }
+  | {
+      readonly ok: false;
+      readonly cause: 'header' | 'checksum' | 'truncated';
+      readonly skipTo: number | null;
+    };
+
+interface ParsedGroup {
+  readonly header: ParsedGroupHeader;
+  readonly segment: number;
+  readonly position: number;
+  readonly end: number;
+  readonly records: RecoveredRecord[];
+}
+
+interface SearchResult {
+  frontierMax: LogPosition;
+  readonly provenEnd: Map<number, number>;
+  seqMax: number;
+  highDecreeMax: number;
+  resync: ParsedGroup | null;
+}
+
+export function segmentFileName(segment: number): string {
+  return `seg-${String(segment).padStart(8, '0')}.plog`;
+}
+
+const SEGMENT_NAME = /^seg-(\d{8})\.plog$/;
+
+/** Segment numbers present in `names`, ascending. */
+export function segmentNumbers(names: readonly string[]): number[] {
+  const out: number[] = [];
+  for (const name of names) {
+    const m = SEGMENT_NAME.exec(name);
+    if (m !== null) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export function comparePositions(a: LogPosition, b: LogPosition): number {
+  return a.segment !== b.segment ? a.segment - b.segment : a.offset - b.offset;
+}
+
+function maxPosition(a: LogPosition, b: LogPosition): LogPosition {
+  return comparePositions(a, b) >= 0 ? a : b;
+}
+
+/** End of the last non-zero byte at or after `from` (or `from` when all are zero). */
+export function nonzeroEnd(bytes: Uint8Array, from: number): number {
+  let i = bytes.length;
+  while (i > from && bytes[i - 1] === 0) i--;
+  return i;
+}
+
+export function readWholeFile(fs: FileLayer, fd: number): Uint8Array {
+  const size = fs.size(fd);
+  const out = new Uint8Array(size);
+  let got = 0;
+  while (got < size) {
+    const n = fs.read(fd, out.subarray(got), size - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  assert(got === size, 'readWholeFile: file shorter than its size');
+  return out;
+}
+
+export class LogScanner {
+  private readonly images = new Map<number, SegmentImage>();
+  private readonly records: RecoveredRecord[] = [];
+  private readonly damage: DamageEvent[] = [];
+  /** Accepted groups a later frontier may still name, in chain order. */
+  private recent: ChainGroup[] = [ORIGIN_GROUP];
+  private last: ChainGroup = ORIGIN_GROUP;
+  private provenMax: LogPosition;
+  private seqMax = 0;
+  private highDecreeMax = 0;
+  private groups = 0;
+  private groupsAbandoned = 0;
+  private readonly floor: LogPosition;
+  private readonly lastSegment: number;
+  private readonly recordScratch: RecordView = {
+    type: 0, decree: 0, ballot: 0, payloadAt: 0, payloadBytes: 0, crc: 0,
+  };
+  private readonly crcScratch = new Uint8Array(4);
+
+  constructor(
+    private readonly fs: FileLayer,
+    private readonly dir: string,
+    private readonly meta: MetaState,
+    existing: readonly number[],
+  ) {
+    this.floor = { segment: meta.floorSegment, offset: meta.floorEnd };
+    this.provenMax = this.floor;
+    this.highDecreeMax = meta.floorHighDecree;
+    this.lastSegment = Math.max(existing.at(-1) ?? 0, meta.floorSegment);
+  }
+
+  scan(): ScanResult {
+    const tail = this.lastSegment >= this.meta.firstSegment ? this.walk() : this.emptyTail();
+    const chainEnd = { segment: this.last.segment, offset: this.last.end };
+    return {
+      records: this.records,
+      last: this.last,
+      damage: this.damage,
+      tail,
+      provenMax: maxPosition(this.provenMax, chainEnd),
+      seqMax: this.seqMax,
+      highDecreeMax: this.highDecreeMax,
+      groups: this.groups,
+      groupsAbandoned: this.groupsAbandoned,
+      lastSegment: this.lastSegment,
+      images: this.images,
+    };
+  }
+
+  /** The image of segment `n` (read once, kept: recovered payloads are views into it). */
+  image(n: number): SegmentImage {
+    let img = this.images.get(n);
+    if (img !== undefined) return img;
+    const fileName = segmentFileName(n);
+    const path = `${this.dir}/${fileName}`;
+    let bytes: Uint8Array = new Uint8Array(0);
+    let header: SegmentHeaderCheck | null = null;
+    const exists = this.fs.exists(path);
+    if (exists) {
+      const fd = this.fs.open(path, { create: false });
+      try {
+        bytes = readWholeFile(this.fs, fd);
+      } finally {
+        this.fs.close(fd);
+      }
+      header = checkSegmentHeader(bytes, n);
+      if (!header.ok && header.reason === 'version') {
+        throw new LogError(
+          'PAXLINE_LOG_VERSION',
+          `${path}: segment format version ${header.version}; this paxline reads version ` +
+            `${FORMAT_VERSION} (refusing to open the log rather than misread it)`,
+          { file: path, offset: 4 },
+        );
+      }
+    }
+    img = { number: n, fileName, path, exists, bytes, view: viewOf(bytes), header };
+    this.images.set(n, img);
+    return img;
+  }
+
+  private emptyTail(): TailVerdict | null {
+    return this.meta.firstSegment > 0
+      ? { segment: this.meta.firstSegment, position: FIRST_GROUP_OFFSET, headerOk: false }
+      : null;
+  }
+
+  /** Walks the chain to its end; returns the tail verdict (null: resume in a fresh segment). */
+  private walk(): TailVerdict | null {
+    let cur = this.meta.firstSegment;
+    let pos = FIRST_GROUP_OFFSET;
+    // A segment whose header is damaged is walked from where a resync found a valid group.
+    let bypassed = 0;
+    for (;;) {
+      const img = this.image(cur);
+      const headerOk = (img.header !== null && img.header.ok) || bypassed === cur;
+      let cause: 'header' | 'checksum' | 'truncated' = 'header';
+      let skipTo: number | null = null;
+      if (headerOk) {
+        const at = this.groupAt(img, pos, true);
+        if (at.ok && this.continues(at.group.header)) {
+          this.accept(at.group);
+          pos = at.group.end;
+          continue;
+        }
+        if (at.ok) skipTo = at.group.end; // valid but not ours: search after it
+        else {
+          cause = at.cause;
+          skipTo = at.skipTo;
+        }
+      }
+      const failPos = headerOk ? pos : 0;
+      // A segment ends where its groups end; the chain goes on in a later segment.
+      const next = this.nextSegmentContinuing(cur);
+      if (next !== 0) {
+        cur = next;
+        pos = FIRST_GROUP_OFFSET;
+        continue;
+      }
+      const search = this.search(cur, failPos, skipTo);
+      const proven = maxPosition(search.frontierMax, this.floor);
+      this.provenMax = maxPosition(this.provenMax, proven);
+      const failAt = { segment: cur, offset: failPos };
+      if (comparePositions(proven, failAt) <= 0) {
+        return { segment: cur, position: failPos, headerOk };
+      }
+      // Bytes at or past failAt were durable: corruption. Never cut; resume after the damage.
+      const ranges = this.damagedRanges(cur, failPos, headerOk ? cause : 'segmentHeader', search);
+      const resync = search.resync;
+      if (ranges.length === 0) {
+        // Nothing non-zero and nothing proven lies between the break and the resync point.
+        if (resync === null) return { segment: cur, position: failPos, headerOk };
+      } else {
+        this.damage.push({
+          ranges,
+          epochBefore: this.last.epoch,
+          seqBefore: this.last.seq,
+          resumeSeq: resync === null ? null : resync.header.seq,
+        });
+      }
+      if (resync === null) return null;
+      this.acceptResync(resync);
+      cur = resync.segment;
+      pos = resync.end;
+      bypassed = cur;
+    }
+  }
+
+  /**
+   * The first segment after `cur` whose first group continues the chain, or 0. Usually cur + 1;
+   * segments skipped over were fresh segments abandoned after a failed write or fdatasync: a
+   * first group naming a group before them proves that nothing in them was ever durable.
+   */
+  private nextSegmentContinuing(cur: number): number {
+    for (let n = cur + 1; n <= this.lastSegment; n++) {
+      const img = this.image(n);
+      if (img.header === null || !img.header.ok) continue;
+      const at = this.groupAt(img, FIRST_GROUP_OFFSET, true);
+      if (at.ok && this.continues(at.group.header)) return n;
+    }
+    return 0;
+  }
+
+  /** Whether a fully valid group at an expected position continues the chain. */
+  private continues(g: ParsedGroupHeader): boolean {
+    const last = this.last;
+    if (g.epoch < last.epoch) return false;
+    if (g.kind === GROUP_KIND_SKIP) return g.seq >= last.seq;
+    if (last.kind === GROUP_KIND_SKIP) return g.seq === last.seq + 1;
+    const f = this.findRecent(g);
+    if (f === null) return false;
+    if (g.seq === last.seq + 1) return true;
+    return f !== last && g.seq === f.seq + 1;
+  }
+
+  private findRecent(g: ParsedGroupHeader): ChainGroup | null {
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const f = this.recent[i]!;
+      if (f.segment === g.frontierSegment && f.end === g.frontierEnd) {
+        return f.crc === g.frontierCrc ? f : null;
+      }
+    }
+    return null;
+  }
+
+  private accept(g: ParsedGroup): void {
+    const h = g.header;
+    if (h.kind === GROUP_KIND_DATA && this.last.kind === GROUP_KIND_SKIP) {
+      // Its frontier names a group lost in the repaired damage; groups of the same sync may too.
+      this.recent.push(this.namedFrontier(h));
+    } else if (h.kind === GROUP_KIND_DATA) {
+      const f = this.findRecent(h);
+      assert(f !== null, 'accept: the group names no recent group');
+      if (h.seq !== this.last.seq + 1) {
+        // Abandonment: G rewrote everything after F in a fresh segment.
+        const at = this.recent.indexOf(f);
+        this.groupsAbandoned += this.recent.length - 1 - at;
+        this.recent.length = at + 1;
+        this.records.length = f.recordsEnd;
+      }
+      // Groups before the frontier are proven synced; no later group can name them.
+      this.recent = this.recent.slice(this.recent.indexOf(f));
+    }
+    this.push(g);
+  }
+
+  /** Starts the chain again at a resync point found after damage. */
+  private acceptResync(g: ParsedGroup): void {
+    // The resync group's frontier stands for groups lost in the damage; later groups of the
+    // same sync may name it too.
+    this.recent = [this.namedFrontier(g.header)];
+    this.push(g);
+  }
+
+  /** A stand-in for the (lost) group that `h` names as its frontier. */
+  private namedFrontier(h: ParsedGroupHeader): ChainGroup {
+    return {
+      ...ORIGIN_GROUP,
+      segment: h.frontierSegment,
+      end: h.frontierEnd,
+      crc: h.frontierCrc,
+      seq: h.seq - 1,
+      epoch: h.epoch,
+      recordsEnd: this.records.length,
+    };
+  }
+
+  private push(g: ParsedGroup): void {
+    const h = g.header;
+    for (const r of g.records) this.records.push(r);
+    const chained: ChainGroup = {
+      segment: g.segment,
+      position: g.position,
+      end: g.end,
+      crc: h.headerCrc,
+      seq: h.seq,
+      epoch: h.epoch,
+      kind: h.kind,
+      highDecree: h.highDecree,
+      recordsEnd: this.records.length,
+    };
+    this.recent.push(chained);
+    this.last = chained;
+    this.groups++;
+    if (h.seq > this.seqMax) this.seqMax = h.seq;
+    if (h.highDecree > this.highDecreeMax) this.highDecreeMax = h.highDecree;
+  }
+
+  /**
+   * Parses and fully verifies the group at `pos` of `img`. `expected`: the position is one the
+   * chain requires, so a valid header of an unknown version refuses the open.
+   */
+  private groupAt(img: SegmentImage, pos: number, expected: boolean): GroupAt {
+    const { bytes, view } = img;
+    if (pos + GROUP_HEADER_BYTES > bytes.length) {
+      return { ok: false, cause: 'truncated', skipTo: null };
+    }
+    const h = parseGroupHeader(bytes, view, pos);
+    if (h === null) return { ok: false, cause: 'header', skipTo: null };
+    if (h.version !== FORMAT_VERSION) {
+      if (!expected) return { ok: false, cause: 'header', skipTo: null };
+      throw new LogError(
+        'PAXLINE_LOG_VERSION',
+        `${img.path}: group at offset ${pos} has format version ${h.version}; this paxline reads ` +
+          `version ${FORMAT_VERSION}`,
+        { file: img.path, offset: pos },
+      );
+    }
+    const bodyAt = pos + GROUP_HEADER_BYTES;
+    const bodyEnd = bodyAt + h.bodyBytes;
+    if (h.kind !== GROUP_KIND_DATA && h.kind !== GROUP_KIND_SKIP) {
+      return { ok: false, cause: 'header', skipTo: null };
+    }
+    if (bodyEnd > bytes.length) return { ok: false, cause: 'truncated', skipTo: null };
+    const end = pos + groupSpanBytes(h.bodyBytes);
+    const records: RecoveredRecord[] = [];
+    if (h.kind === GROUP_KIND_DATA && !this.checkBody(img, h, bodyAt, bodyEnd, records)) {
+      return { ok: false, cause: 'checksum', skipTo: Math.min(end, bytes.length) };
+    }
+    return { ok: true, group: { header: h, segment: img.number, position: pos, end, records } };
+  }
+
+  private checkBody(
+    img: SegmentImage,
+    h: ParsedGroupHeader,
+    bodyAt: number,
+    bodyEnd: number,
+    out: RecoveredRecord[],
+  ): boolean {
+    const { bytes, view } = img;
+    const r = this.recordScratch;
+    let at = bodyAt;
+    let bodyCrc = 0;
+    for (let i = 0; i < h.recordCount; i++) {
+      const next = checkRecordAt(bytes, view, at, bodyEnd, r);
+      if (next < 0) return false;
+      bodyCrc = foldRecordCrc(bodyCrc, r.crc, this.crcScratch);
+      out.push({
+        type: r.type,
+        decree: r.decree,
+        ballot: r.ballot,
+        payload: bytes.subarray(r.payloadAt, r.payloadAt + r.payloadBytes),
+        segment: img.number,
+        offset: at,
+      });
+      at = next;
+    }
+    return at === bodyEnd && bodyCrc === h.bodyCrc;
+  }
+
+  /**
+   * Visits every aligned position after the break, hopping over groups whose header is valid,
+   * collecting the frontiers of headers that could follow the last valid group, and the first
+   * fully valid such group (the resync point).
+   */
+  private search(cur: number, failPos: number, skipTo: number | null): SearchResult {
+    const last = this.last;
+    const result: SearchResult = {
+      frontierMax: ORIGIN, provenEnd: new Map(), seqMax: last.seq, highDecreeMax: 0, resync: null,
+    };
+    for (let s = cur; s <= this.lastSegment; s++) {
+      const img = this.image(s);
+      if (!img.exists) continue;
+      let x = FIRST_GROUP_OFFSET;
+      if (s === cur && failPos >= FIRST_GROUP_OFFSET) x = skipTo ?? failPos + GROUP_ALIGN_BYTES;
+      x = alignUp(x);
+      const { bytes, view } = img;
+      const limit = bytes.length - GROUP_HEADER_BYTES;
+      while (x <= limit) {
+        if (view.getUint32(x, true) !== GROUP_MAGIC) {
+          x += GROUP_ALIGN_BYTES;
+          continue;
+        }
+        const h = parseGroupHeader(bytes, view, x);
+        if (h === null || h.version !== FORMAT_VERSION) {
+          x += GROUP_ALIGN_BYTES;
+          continue;
+        }
+        if (h.seq > last.seq && h.epoch >= last.epoch) this.noteHit(result, img, x, h);
+        const span = groupSpanBytes(h.bodyBytes);
+        x = x + span <= bytes.length ? x + span : x + GROUP_ALIGN_BYTES;
+      }
+    }
+    if (result.seqMax > this.seqMax) this.seqMax = result.seqMax;
+    if (result.highDecreeMax > this.highDecreeMax) this.highDecreeMax = result.highDecreeMax;
+    return result;
+  }
+
+  private noteHit(result: SearchResult, img: SegmentImage, x: number, h: ParsedGroupHeader): void {
+    if (h.kind === GROUP_KIND_DATA && h.frontierSegment > 0) {
+      const f = { segment: h.frontierSegment, offset: h.frontierEnd };
+      result.frontierMax = maxPosition(result.frontierMax, f);
+      const known = result.provenEnd.get(f.segment) ?? 0;
+      if (f.offset > known) result.provenEnd.set(f.segment, f.offset);
+    }
+    if (h.seq > result.seqMax) result.seqMax = h.seq;
+    if (h.highDecree > result.highDecreeMax) result.highDecreeMax = h.highDecree;
+    if (result.resync === null) {
+      const at = this.groupAt(img, x, false);
+      if (at.ok) result.resync = at.group;
+    }
+  }
+
+  /** The damaged ranges from the break to the resync point (or to the end of the log). */
+  private damagedRanges(
+    cur: number,
+    failPos: number,
+    cause: DamageReason,
+    search: SearchResult,
+  ): DamagedRange[] {
+    const resync = search.resync;
+    const endSegment = resync === null ? this.lastSegment : resync.segment;
+    const ranges: DamagedRange[] = [];
+    for (let s = cur; s <= endSegment; s++) {
+      const img = this.image(s);
+      const headerOk = img.header !== null && img.header.ok;
+      const from = s === cur ? failPos : headerOk ? FIRST_GROUP_OFFSET : 0;
+      let proven = search.provenEnd.get(s) ?? 0;
+      if (this.floor.segment === s) proven = Math.max(proven, this.floor.offset);
+      let to: number;
+      if (resync !== null && s === endSegment) to = resync.position;
+      else if (!img.exists) to = Math.max(proven, FIRST_GROUP_OFFSET + GROUP_HEADER_BYTES);
+      else to = Math.max(alignUp(nonzeroEnd(img.bytes, from)), proven);
+      if (to <= from) continue;
+      let reason: DamageReason;
+      if (!img.exists) reason = 'missing';
+      else if (!headerOk) reason = 'segmentHeader';
+      else if (to > img.bytes.length) reason = 'truncated';
+      else reason = s === cur ? cause : 'header';
+      ranges.push({ segment: s, fileName: img.fileName, offsetFrom: from, offsetTo: to, reason });
+    }
+    return ranges;
+  }
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
