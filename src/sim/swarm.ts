@@ -39,6 +39,8 @@ export interface SwarmParams {
   readonly crashDuringReproposalRate: number;
   /** Crash a primary right after it proposes while ≥ 2 decrees are in flight (makes holes). */
   readonly crashWithWindowRate: number;
+  /** Chance, per crash, of one flipped bit in synced log bytes (repaired from peers). */
+  readonly bitFlipRate: number;
   readonly pipelineDepth: number;
   readonly batchCountMax: number;
   readonly batchBytesMax: number;
@@ -96,6 +98,7 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
     crashBeforeAckRate: r.chance(0.5) ? r.next() * 0.01 : 0,
     crashDuringReproposalRate: r.chance(0.5) ? r.next() * 0.1 : 0,
     crashWithWindowRate: r.chance(0.5) ? r.next() * 0.05 : 0,
+    bitFlipRate: r.chance(0.4) ? r.next() * 0.6 : 0,
     pipelineDepth: r.pick([1, 2, 4, 8, 32, 64]),
     batchCountMax: r.pick([1, 2, 8, 64]),
     batchBytesMax: r.pick([64, 512, 65536]),

@@ -10,7 +10,6 @@
  */
 import { checkLinearizable } from '../check/linearizability.js';
 import type { KvInput, KvOperation, KvOutput } from '../check/history.js';
-import { encodeRecord, decodeRecord } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
 import type { CoreMutation } from '../core/options.js';
 import type { DecreeValue, DeferredMessage, LogRecord, Message, Ready } from '../core/types.js';
@@ -18,7 +17,11 @@ import { KvStateMachine, decodeKvCommand, encodeKvCommand, requestKey, type KvCo
 import { Random } from '../util/random.js';
 import { EventQueue } from './event-queue.js';
 import { AgreementOracle } from './oracle.js';
-import { RecordLog } from './record-log.js';
+import { MetadataStore } from '../log/metadata.js';
+import { type LogPosition, SegmentLog, segmentFileName } from '../log/segment-log.js';
+import { FIRST_GROUP_OFFSET } from '../log/segment-limits.js';
+import { logRecordToStored, storedToLogRecord } from '../log/stored-record.js';
+import { DeferredSyncFs } from './deferred-sync-fs.js';
 import { SimFs } from './sim-fs.js';
 import {
   ELECTION_TICKS_MAX, ELECTION_TICKS_MIN, ELECTION_US_MAX, type FaultKind, type SimMutation,
@@ -26,6 +29,10 @@ import {
 } from './swarm.js';
 
 const DATA_DIR = '/data';
+const LOG_DIR = '/data/log';
+/** Small segments, so that runs roll over, preallocate and chain across files. */
+const LOG_OPTIONS = { segmentBytes: 16 * 1024, preallocChunkBytes: 4096, preallocAheadBytes: 8192 } as const;
+const ORIGIN: LogPosition = { segment: 0, offset: 0 };
 const LIVENESS_US = 10 * ELECTION_US_MAX;
 const DRAIN_US = 4 * ELECTION_US_MAX;
 const TRACE_TAIL = 60;
@@ -41,6 +48,9 @@ export interface Coverage {
   crashesBeforeAck: number;
   crashesDuringReproposal: number;
   crashesWithWindow: number;
+  bitFlips: number;
+  corruptionsDetected: number;
+  repairsCompleted: number;
   restarts: number;
   fetches: number;
   stickyRefusals: number;
@@ -79,7 +89,21 @@ type Event =
 interface SimNode {
   readonly id: number;
   fs: SimFs;
-  log: RecordLog | null;
+  log: SegmentLog | null;
+  /** The node's FileLayer: SimFs with sync calls that take effect at the sync's completion. */
+  dfs: DeferredSyncFs | null;
+  meta: MetadataStore | null;
+  /** Highest ballot in any promise or accept record appended: mirrored into the metadata. */
+  promiseToMirror: number;
+  /** Log position durable before the sync in flight began: its group names it as frontier. */
+  durableAtSyncStart: LogPosition;
+  /** Bytes before this position are proven durable by a durable group's frontier. */
+  provenPos: LogPosition;
+  /** The core left needs-repair: mark the damage repaired once its re-fetched copies are durable. */
+  repairPending: boolean;
+  wasRepairing: boolean;
+  /** A bit was flipped in this node's synced log and its repair has not completed yet. */
+  corruptUnrepaired: boolean;
   core: Replica | null;
   inc: number;
   appendedSeq: number;
@@ -131,7 +155,8 @@ export class World {
   private readonly coverage: Coverage = {
     primaryCrashes: 0, phase1WithHoles: 0, noopsFilled: 0, staleCopiesRefetched: 0, tornWrites: 0,
     oneWayPartitions: 0, crashesAfterPromise: 0, crashesBeforeAck: 0, crashesDuringReproposal: 0,
-    crashesWithWindow: 0, restarts: 0, fetches: 0, stickyRefusals: 0,
+    crashesWithWindow: 0, bitFlips: 0, corruptionsDetected: 0, repairsCompleted: 0, restarts: 0,
+    fetches: 0, stickyRefusals: 0,
   };
   private elections = 0;
   private opIds = 0;
@@ -184,7 +209,9 @@ export class World {
     const fs = new SimFs();
     fs.mkdirp(DATA_DIR);
     return {
-      id, fs, log: null, core: null, inc: 0, appendedSeq: 0, syncedSeq: 0, syncing: false, deferred: [],
+      id, fs, log: null, dfs: null, meta: null, promiseToMirror: 0, durableAtSyncStart: ORIGIN,
+      provenPos: ORIGIN, repairPending: false, wasRepairing: false, corruptUnrepaired: false,
+      core: null, inc: 0, appendedSeq: 0, syncedSeq: 0, syncing: false, deferred: [],
       unsynced: new Map(), kv: new KvStateMachine(), executed: 0, pending: new Map(),
       restartPending: false,
     };
@@ -192,10 +219,21 @@ export class World {
 
   /** Starts (or restarts) a node from what its disk holds, and nothing else. */
   private bootNode(n: SimNode): void {
-    const { log, records } = RecordLog.recover(n.fs, DATA_DIR);
-    const decoded = records.map(decodeRecord);
+    const dfs = new DeferredSyncFs(n.fs);
+    const meta = MetadataStore.open(dfs, DATA_DIR) ?? MetadataStore.create(dfs, DATA_DIR, {
+      clusterId: 'sim', replicaId: n.id, incarnation: 0, promisedBallot: 0, logEpoch: 0,
+    });
+    const opened = SegmentLog.open(dfs, LOG_DIR, LOG_OPTIONS);
+    dfs.commit(); // recovery's own writes are durable before the replica starts
+    const decoded = opened.records.map(storedToLogRecord);
     // Recovery fsyncs what it kept, so a surviving unsynced record is now durable too.
     for (const r of decoded) this.noteDurable(n, r);
+    const corrupt = opened.report.kind === 'corrupt';
+    if (!corrupt) n.corruptUnrepaired = false; // the flip hit padding, or was cut with a torn tail
+    if (corrupt) {
+      this.coverage.corruptionsDetected++;
+      this.record(`r${n.id} log corrupt: ${opened.report.message}`);
+    }
     const p = this.params;
     const random = new Random(this.rng.int(0x7fffffff));
     n.core = Replica.restore({
@@ -205,8 +243,18 @@ export class World {
       messageEntriesMax: p.messageEntriesMax, catchUpBeforePrepare: p.catchUpBeforePrepare,
       preVote: p.preVote,
       random: () => random.next(), mutation: this.coreMutation,
-    }, decoded);
-    n.log = log;
+    }, decoded, {
+      promisedAtLeast: meta.current.promisedBallot,
+      ...(corrupt ? { repairUpTo: opened.report.repairDecreeMax } : {}),
+    });
+    n.log = opened.log;
+    n.dfs = dfs;
+    n.meta = meta;
+    n.promiseToMirror = meta.current.promisedBallot;
+    n.durableAtSyncStart = opened.log.durablePosition;
+    n.provenPos = ORIGIN;
+    n.repairPending = false;
+    n.wasRepairing = corrupt;
     n.inc++;
     n.appendedSeq = 0;
     n.syncedSeq = 0;
@@ -227,8 +275,15 @@ export class World {
     this.harvestCoreStats(n.core);
     n.core = null;
     n.log = null;
+    n.dfs = null; // sync calls still in flight never complete
+    n.meta = null;
     const report = n.fs.crash(this.rng);
     this.coverage.tornWrites += report.pagesTorn;
+    // Corruption is repaired from intact peers, so at most f replicas may carry unrepaired damage
+    // at once (a majority losing the same votes is beyond the fault model: it must halt).
+    const damaged = this.nodes.filter((x) => x.corruptUnrepaired).length;
+    const f = Math.floor((this.nodes.length - 1) / 2);
+    if (damaged < f && this.rng.chance(this.params.bitFlipRate)) this.flipDurableBit(n);
     if (!n.restartPending) {
       n.restartPending = true;
       this.q.push(this.now + this.rng.range(20_000, this.params.downUsMax), { kind: 'restart', node: n.id });
@@ -258,10 +313,16 @@ export class World {
     if (!core) return;
     const r: Ready = core.takeReady();
     for (const { seq, record } of r.persist) {
-      n.log!.append(encodeRecord(record));
+      n.log!.appendRecord(logRecordToStored(record));
       n.appendedSeq = seq;
-      if (record.type === 'accept' || record.type === 'promise') n.unsynced.set(seq, record);
+      if (record.type === 'accept' || record.type === 'promise') {
+        n.unsynced.set(seq, record);
+        if (record.ballot > n.promiseToMirror) n.promiseToMirror = record.ballot;
+      }
     }
+    const repairing = core.needsRepair();
+    if (n.wasRepairing && !repairing) n.repairPending = true;
+    n.wasRepairing = repairing;
     for (const m of r.send) this.sendMessage(m);
     for (const d of r.sendAfterPersist) n.deferred.push(d);
     for (const e of r.execute) this.execute(n, e.decree, e.value);
@@ -278,13 +339,54 @@ export class World {
     const p = this.params;
     const us = this.rng.chance(p.slowFsyncRate) ? this.rng.range(1, p.slowFsyncUsMax) : this.rng.range(20, p.fsyncUsMax);
     n.syncing = true;
+    // The group is written now; its fdatasync completes at syncDone. A crash in between may keep,
+    // tear or lose the written pages.
+    n.durableAtSyncStart = n.log!.durablePosition;
+    n.log!.sync();
+    const meta = n.meta!;
+    if (n.promiseToMirror > meta.current.promisedBallot) {
+      const { clusterId, replicaId, incarnation, logEpoch } = meta.current;
+      meta.write({ clusterId, replicaId, incarnation, logEpoch, promisedBallot: n.promiseToMirror });
+    }
     this.q.push(this.now + us, { kind: 'syncDone', node: n.id, inc: n.inc, upTo: n.appendedSeq });
+  }
+
+  /**
+   * Bit rot on disk: flips one bit in bytes a durable group's frontier proves were synced, so
+   * recovery must classify it as corruption (damage past the proof would be cut as a torn tail,
+   * which is right for a torn write and cannot be told apart from rot there).
+   */
+  private flipDurableBit(n: SimNode): void {
+    const p = n.provenPos;
+    if (p.segment === 0 || p.offset <= FIRST_GROUP_OFFSET) return;
+    const path = `${LOG_DIR}/${segmentFileName(p.segment)}`;
+    if (!n.fs.exists(path)) return;
+    const at = this.rng.range(FIRST_GROUP_OFFSET, p.offset - 1);
+    const fd = n.fs.open(path, { create: false });
+    const byte = new Uint8Array(1);
+    n.fs.read(fd, byte, 1, at);
+    byte[0]! ^= 1 << this.rng.int(8);
+    n.fs.pwrite(fd, byte, at);
+    n.fs.fdatasync(fd);
+    n.fs.close(fd);
+    n.corruptUnrepaired = true;
+    this.coverage.bitFlips++;
+    this.record(`bit flip r${n.id} ${path}@${at}`);
   }
 
   private syncDone(n: SimNode, upTo: number): void {
     n.syncing = false;
     n.syncedSeq = upTo;
-    n.log!.sync();
+    n.dfs!.commit();
+    n.provenPos = n.durableAtSyncStart;
+    if (n.repairPending) {
+      // The re-fetched copies are durable now: overwrite the damage with skip groups.
+      n.log!.markRepaired();
+      n.dfs!.commit();
+      n.repairPending = false;
+      n.corruptUnrepaired = false;
+      this.coverage.repairsCompleted++;
+    }
     for (const [seq, r] of n.unsynced) {
       if (seq > upTo) break;
       this.noteDurable(n, r);
