@@ -202,7 +202,7 @@ export class Replica {
         r.committed = Math.max(r.committed, rec.decree);
       }
     }
-    r.promised = Math.max(r.promised, hints.promisedAtLeast ?? 0);
+    if (!forget) r.promised = Math.max(r.promised, hints.promisedAtLeast ?? 0);
     r.highestSeen = r.promised;
     const repairUpTo = hints.repairUpTo ?? 0;
     if (repairUpTo > 0) {
