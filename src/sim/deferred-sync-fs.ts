@@ -5,7 +5,8 @@
  * keep, tear or lose the written pages. The simulator publishes durability to the core only
  * after `commit()`, exactly as the runtime publishes it only after fdatasync returns.
  *
- * Invariant: every sync call made before `commit()` is applied by it, in call order.
+ * Invariant: every sync call made before `commit()` is applied by it, in call order, to the
+ * file it was made for — pending data syncs follow their file through renames.
  */
 import type { FileLayer } from '../log/file-layer.js';
 import type { SimFs } from './sim-fs.js';
@@ -64,9 +65,11 @@ export class DeferredSyncFs implements FileLayer {
     this.paths.delete(fd);
   }
 
+  /** A sync requested under the old name must still reach the file under its new one. */
   rename(from: string, to: string): void {
     this.fs.rename(from, to);
     for (const [fd, p] of this.paths) if (p === from) this.paths.set(fd, to);
+    this.pending = this.pending.map((s) => (s.kind === 'data' && s.path === from ? { kind: 'data', path: to } : s));
   }
 
   pwrite(fd: number, data: Uint8Array, position: number): void {
