@@ -5,10 +5,16 @@
  * Codes:
  *  - PAXLINE_DISK_FULL: ENOSPC. From a write: nothing was acknowledged, the log is still usable
  *    and `sync()` may simply be retried once space returns. From fdatasync: as FSYNC_FAILED.
+ *    Also thrown by the sync() after one whose trailing preallocation hit ENOSPC in fdatasync
+ *    (the log stopped; its `failed` is set). A caller that waits for space on this code resumes
+ *    with `log.failed === null ? log.sync() : log.recoverAfterFailure()`.
+ *    From SegmentLog.open (its own syncs and torn-tail writes): the log was not opened; retry.
  *  - PAXLINE_FSYNC_FAILED: fdatasync failed. Everything written since the last successful one is
  *    unsynced; the log refuses to sync until `recoverAfterFailure()` rewrites it elsewhere.
  *  - PAXLINE_WRITE_FAILED: a write failed with something other than ENOSPC (EIO, ...); handled
  *    like a failed fdatasync, because what reached the page cache is unknown.
+ *    open() and retireSegmentsBelow() use FSYNC_FAILED / WRITE_FAILED too (file and offset
+ *    named); they do not stop an open log.
  *  - PAXLINE_LOG_FAILED: the log is stopped by an earlier failure (`cause` holds it).
  *  - PAXLINE_LOG_CORRUPT: bytes that were durable are damaged (or metadata is unreadable).
  *  - PAXLINE_LOG_VERSION: a file has a valid checksum but a format version this build cannot read.

@@ -1,6 +1,8 @@
 /**
  * Retention: which checkpoints and log segments may be deleted, as a pure plan, and an executor
- * that carries a plan out (unlink, then fsync each directory touched).
+ * that carries a plan out (unlink, then fsync each directory touched). Segments of a live log go
+ * through `SegmentLog.retireSegmentsBelow` (pass the log in the targets): it advances the log's
+ * first segment in log.meta before unlinking, and closes its descriptors so the space is freed.
  *
  * Rules (DESIGN §3, issue 3):
  *  1. Keep the newest K checkpoints. Let C be the decree of the oldest one kept: recovery may
@@ -145,11 +147,24 @@ export function retentionBlockedError(blocked: RetentionBlocked): StorageError {
   return new StorageError(blocked.code, detail, []);
 }
 
+/** What executeRetention needs of an open SegmentLog (its retireSegmentsBelow). */
+export interface RetiringLog {
+  /** Durably advances the log's first segment to `segment`, then deletes the files below it. */
+  retireSegmentsBelow(segment: number): string[];
+}
+
 export interface RetentionTargets {
   /** Directory of the checkpoint files (named by `checkpointFileName`). */
   readonly checkpointDir: string;
   /** Path of a segment file, by number (the segment log owns the naming). */
   readonly segmentPath: (segment: number) => string;
+  /**
+   * The open log the segments belong to. When given, segments are retired through it (log.meta
+   * first, then the files; its descriptors are closed, so the space is freed), which is what a
+   * live replica must do: unlinking a log's segments behind its back makes the next open report
+   * them as missing durable data. Without it the files are unlinked directly (offline use).
+   */
+  readonly log?: RetiringLog;
 }
 
 export interface RetentionResult {
@@ -164,6 +179,10 @@ export interface RetentionResult {
  * directory's unlinks, still leaves a contiguous run of segments), then checkpoints oldest
  * first, then fsyncs every directory touched. Files already gone are not an error. Disk
  * failures surface as PAXLINE_WRITE_FAILED / PAXLINE_FSYNC_FAILED.
+ *
+ * With `targets.log`, the segments go through `log.retireSegmentsBelow(first kept segment)`
+ * instead (its LogError codes: PAXLINE_DISK_FULL / PAXLINE_FSYNC_FAILED / PAXLINE_WRITE_FAILED,
+ * PAXLINE_INVALID_ARGUMENT if the plan is stale and would retire what the log still writes).
  */
 export function executeRetention(
   fs: FileLayer,
@@ -191,7 +210,8 @@ export function executeRetention(
     }
     dirs.add(dirOf(path));
   };
-  for (const segment of plan.deleteSegments) remove(targets.segmentPath(segment));
+  if (targets.log !== undefined) retireThroughLog(targets.log, plan, targets, alreadyGone);
+  else for (const segment of plan.deleteSegments) remove(targets.segmentPath(segment));
   for (const decree of plan.deleteCheckpoints) {
     remove(joinPath(targets.checkpointDir, checkpointFileName(decree)));
   }
@@ -201,6 +221,23 @@ export function executeRetention(
     deletedCheckpoints: [...plan.deleteCheckpoints],
     alreadyGone,
   };
+}
+
+function retireThroughLog(
+  log: RetiringLog,
+  plan: RetentionPlan,
+  targets: RetentionTargets,
+  alreadyGone: string[],
+): void {
+  if (plan.deleteSegments.length === 0) return;
+  const firstKept = plan.keepSegments[0];
+  assert(firstKept !== undefined, 'executeRetention: plan keeps no segment');
+  assert(plan.deleteSegments.every((s) => s < firstKept), 'executeRetention: not a prefix');
+  const deleted = new Set(log.retireSegmentsBelow(firstKept));
+  for (const segment of plan.deleteSegments) {
+    const path = targets.segmentPath(segment);
+    if (!deleted.has(path.slice(path.lastIndexOf('/') + 1))) alreadyGone.push(path);
+  }
 }
 
 function holdsDecree(s: RetentionSegment): boolean {

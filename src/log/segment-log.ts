@@ -7,7 +7,8 @@
  *
  * On disk, in `dir`:
  *
- *   log.meta                 two 64-byte slots (at 0 and 512): generation, epoch, floor
+ *   log.meta                 two 64-byte slots (at 0 and 512): generation, epoch, floor,
+ *                            first segment (segments below it were retired on purpose)
  *   seg-00000001.plog        segment files, each `segmentBytes` long once preallocated
  *   seg-00000002.plog ...
  *
@@ -44,10 +45,13 @@
  *    skip groups over reported damage (markRepaired) and zero-fill of a cut torn tail.
  *  - The epoch in log.meta is bumped durably at open before any new group, so no group of an
  *    earlier incarnation can chain after a group of this one.
+ *  - The first segment in log.meta only grows, and it is advanced durably before any segment
+ *    below it is closed or unlinked (retireSegmentsBelow): recovery never reads below it, and
+ *    deletes files found there as garbage of an interrupted retirement.
  */
 import { assert } from '../core/assert.js';
 import type { FileLayer } from './file-layer.js';
-import { LogError, systemErrorCode } from './log-error.js';
+import { LogError, systemErrorCode, type LogErrorCode } from './log-error.js';
 import {
   GROUP_KIND_DATA,
   GROUP_KIND_SKIP,
@@ -119,6 +123,11 @@ export interface RecoveryReport {
   readonly bytesCut: number;
   /** Segment files deleted as part of the torn tail. */
   readonly segmentsCut: readonly string[];
+  /**
+   * Segment files below the first segment recorded in log.meta, deleted as garbage: a crash
+   * interrupted retireSegmentsBelow after it had retired them durably. Not damage.
+   */
+  readonly segmentsRetired: readonly string[];
   /** Ranges of bytes that were durable and are damaged (corrupt only). */
   readonly damaged: readonly DamagedRange[];
   /** The highest decree a lost record could be about (corrupt only; else 0). */
@@ -143,6 +152,16 @@ export interface OpenedSegmentLog {
   /** Every recovered record in log order (payloads are views into buffers read at recovery). */
   readonly records: RecoveredRecord[];
   readonly report: RecoveryReport;
+}
+
+/** One segment file of the log, shaped for retention planning (RetentionSegment). */
+export interface SegmentSummary {
+  readonly segment: number;
+  /** Lowest and highest decree (> 0) with a record in it; lastDecree < firstDecree: none. */
+  readonly firstDecree: number;
+  readonly lastDecree: number;
+  /** File size in bytes (preallocated zeros included). */
+  readonly bytes: number;
 }
 
 export interface SegmentLogStats {
@@ -218,6 +237,8 @@ export class SegmentLog {
   private appended = 0;
   private durable = 0;
   private failure: LogError | null = null;
+  /** The failure came from a preallocation after sync() returned: no caller has seen it yet. */
+  private failureUnreported = false;
   private closed = false;
   private damage: DamageEvent[];
   private meta: MetaState;
@@ -272,21 +293,30 @@ export class SegmentLog {
         if (existing.length > 0) throw metaLost();
         meta = EMPTY_META;
       }
-      const scan = new LogScanner(fs, dir, meta, existing).scan();
+      // Files below the first segment were retired durably; a crash kept them. Garbage.
+      const firstSegment = meta.firstSegment;
+      const retired = existing.filter((n) => n < firstSegment);
+      for (const n of retired) {
+        const path = `${dir}/${segmentFileName(n)}`;
+        atOpen(dir, 'unlink', path, null, () => fs.unlink(path));
+      }
+      const live = existing.filter((n) => n >= firstSegment);
+      const scan = new LogScanner(fs, dir, meta, live).scan();
       const repairDecreeMax = Math.max(scan.highDecreeMax, meta.floorHighDecree);
       const error =
         scan.damage.length === 0 ? null : corruptionError(dir, scan.damage, repairDecreeMax);
       if (error !== null && resolved.onCorruption === 'refuse') throw error;
-      const cut = cutTornTail(fs, dir, scan, existing);
+      const cut = cutTornTail(fs, dir, scan, live);
       // What recovery keeps must be durable before anything acts on it (a restart without power
       // loss may find it only in the page cache: data, and the entries of segments created just
       // before the crash), and before the floor below claims it.
-      fs.fsyncDir(dir);
-      for (const n of existing) {
+      atOpen(dir, 'fsync', dir, null, () => fs.fsyncDir(dir));
+      for (const n of live) {
         if (cut.unlinked.includes(n)) continue;
-        const fd = fs.open(`${dir}/${segmentFileName(n)}`, { create: false });
+        const path = `${dir}/${segmentFileName(n)}`;
+        const fd = fs.open(path, { create: false });
         fds.set(n, fd);
-        fs.fdatasync(fd);
+        atOpen(dir, 'fdatasync', path, 0, () => fs.fdatasync(fd));
       }
       const start = writerStart(scan, cut, fds, resolved);
       const floor = maxPos({ segment: meta.floorSegment, offset: meta.floorEnd }, scan.provenMax);
@@ -305,8 +335,8 @@ export class SegmentLog {
       writeMeta(fs, metaFd, metaPath, meta);
       const log = new SegmentLog(fs, dir, resolved, metaFd, meta, start);
       log.buildIndex(scan.records);
-      const segments = existing.length - cut.unlinked.length;
-      const report = buildReport(scan, cut, error, repairDecreeMax, meta.epoch, segments);
+      const segments = live.length - cut.unlinked.length;
+      const report = buildReport(scan, cut, error, repairDecreeMax, meta.epoch, segments, retired);
       return { log, records: scan.records, report };
     } catch (e) {
       for (const fd of fds.values()) fs.close(fd);
@@ -385,9 +415,20 @@ export class SegmentLog {
    * `durableSeq`, which it returns. Throws LogError: PAXLINE_DISK_FULL from a write (nothing
    * acknowledged; retry later), PAXLINE_FSYNC_FAILED / PAXLINE_WRITE_FAILED (the log stops until
    * recoverAfterFailure), PAXLINE_LOG_FAILED when already stopped.
+   *
+   * A failure no caller has seen yet — the fdatasync of preallocated zeros after an earlier
+   * sync() had returned, which stops the log — is thrown as itself, once, by the next sync():
+   * PAXLINE_DISK_FULL for ENOSPC, so a caller that waits for space on PAXLINE_DISK_FULL works.
+   * Its message says to call recoverAfterFailure(), and `failed` is non-null: a caller resumes
+   * with `log.failed === null ? log.sync() : log.recoverAfterFailure()` once space returns.
+   * Later calls throw PAXLINE_LOG_FAILED with the failure as `cause`.
    */
   sync(): number {
     this.checkOpen();
+    if (this.failure !== null && this.failureUnreported) {
+      this.failureUnreported = false;
+      throw this.failure;
+    }
     if (this.failure !== null) {
       throw new LogError(
         'PAXLINE_LOG_FAILED',
@@ -424,14 +465,16 @@ export class SegmentLog {
     this.forceFresh = true;
     this.segment = 0;
     this.failure = null;
+    this.failureUnreported = false;
     return this.sync();
   }
 
   /**
    * Writes zeros ahead of the write position (whole chunks, up to `preallocAheadBytes` ahead)
    * and fdatasyncs them, so later groups overwrite allocated blocks instead of extending the
-   * file. Best effort: a failed write just stops it; a failed fdatasync stops the log. Returns
-   * the bytes zeroed.
+   * file. Best effort: a failed write just stops it; a failed fdatasync stops the log (fsyncgate:
+   * the file's later pages cannot be trusted), and the next sync() throws that failure itself
+   * (PAXLINE_DISK_FULL for ENOSPC, else PAXLINE_FSYNC_FAILED). Returns the bytes zeroed.
    */
   preallocate(): number {
     if (this.closed || this.failure !== null || this.segment === 0) return 0;
@@ -455,8 +498,20 @@ export class SegmentLog {
     try {
       this.fs.fdatasync(fd);
     } catch (e) {
-      if (systemErrorCode(e) === undefined) throw e;
-      this.failure = this.fsyncError(e, this.segment, this.zeroedEnd - wrote);
+      const code = systemErrorCode(e);
+      if (code === undefined) throw e;
+      const path = this.segmentPath(this.segment);
+      const from = this.zeroedEnd - wrote;
+      if (code === 'ENOSPC') this.stats.diskFullErrors++;
+      this.failure = new LogError(
+        code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : 'PAXLINE_FSYNC_FAILED',
+        `fdatasync of zeros preallocated in ${path} at [${from}, ${this.zeroedEnd}) failed ` +
+          `(${code}) after sync() had returned: every record acknowledged is durable, but the ` +
+          'log stops syncing; call recoverAfterFailure() (once space returns, for ENOSPC) to ' +
+          'rewrite the unsynced records into a fresh segment',
+        { file: path, offset: from, cause: e },
+      );
+      this.failureUnreported = true;
       return 0;
     }
     this.stats.preallocBytes += wrote;
@@ -488,6 +543,87 @@ export class SegmentLog {
     }
     locations.sort((a, b) => a - b);
     return locations.map((loc) => this.readRecordAt(loc));
+  }
+
+  /** The first segment of the log: every segment below it was retired (retireSegmentsBelow). */
+  get firstSegment(): number {
+    return this.meta.firstSegment;
+  }
+
+  /**
+   * Every segment file the log holds, ascending, with the decree range of its records and its
+   * size: the `segments` input of planRetention.
+   */
+  segmentSummaries(): SegmentSummary[] {
+    this.checkOpen();
+    const ranges = new Map<number, { first: number; last: number }>();
+    const note = (decree: number, loc: number): void => {
+      const n = Math.floor(loc / LOCATION_SEGMENT_FACTOR);
+      const r = ranges.get(n);
+      if (r === undefined) ranges.set(n, { first: decree, last: decree });
+      else {
+        if (decree < r.first) r.first = decree;
+        if (decree > r.last) r.last = decree;
+      }
+    };
+    for (const [decree, entry] of this.index) {
+      if (typeof entry === 'number') note(decree, entry);
+      else for (const loc of entry) note(decree, loc);
+    }
+    return [...this.fds.keys()]
+      .sort((a, b) => a - b)
+      .map((n) => {
+        const r = ranges.get(n);
+        const bytes = this.fs.size(this.fds.get(n)!);
+        return { segment: n, firstDecree: r?.first ?? 0, lastDecree: r?.last ?? -1, bytes };
+      });
+  }
+
+  /**
+   * Retires every segment below `segment` (retention decided no one needs their records), in an
+   * order under which a crash between any two steps never looks like lost durable data:
+   *  1. records `segment` as the log's first segment in log.meta, durably: from then on recovery
+   *     starts there, and deletes any file below it as garbage;
+   *  2. closes their descriptors and drops their index entries (readRecords no longer sees them);
+   *  3. unlinks their files (and garbage left below the first segment by an interrupted earlier
+   *     call), then fsyncs the directory.
+   * Returns the file names deleted, ascending. Refuses with PAXLINE_INVALID_ARGUMENT to retire
+   * the segment being written or any segment not wholly durable (`segment` must be at most the
+   * segment of the durable frontier), or a segment with unrepaired damage (markRepaired first).
+   * Disk errors: PAXLINE_DISK_FULL / PAXLINE_FSYNC_FAILED from step 1 (nothing retired; retry),
+   * PAXLINE_WRITE_FAILED / PAXLINE_FSYNC_FAILED from step 3 (retired already: the files are
+   * garbage that a retry, or the next open, deletes). None of them stops the log.
+   */
+  retireSegmentsBelow(segment: number): string[] {
+    this.checkOpen();
+    if (!Number.isSafeInteger(segment) || segment < 1) {
+      throw badArgument('segment', 'must be an integer >= 1');
+    }
+    const durableSegment = this.lastSynced.segment;
+    if (segment > durableSegment) {
+      throw badArgument(
+        'segment',
+        `is ${segment}: only segments before the durable frontier ` +
+          `(${segmentFileName(durableSegment)}@${this.lastSynced.end}) may be retired, never ` +
+          'the segment being written or one not wholly durable',
+      );
+    }
+    const damaged = this.damagedRanges.find((r) => r.segment < segment);
+    if (damaged !== undefined) {
+      throw badArgument(
+        'segment',
+        `is ${segment}: ${damaged.fileName} has unrepaired damage; call markRepaired() first`,
+      );
+    }
+    assert(this.segment === 0 || segment <= this.segment, 'retire: would retire the write segment');
+    if (segment > this.meta.firstSegment) this.advanceFirstSegment(segment);
+    for (const [n, fd] of [...this.fds]) {
+      if (n >= segment) continue;
+      this.fds.delete(n);
+      this.fs.close(fd);
+    }
+    this.dropIndexBelow(segment);
+    return this.unlinkBelowFirst();
   }
 
   /**
@@ -557,6 +693,75 @@ export class SegmentLog {
   }
 
   // ─── internals ─────────────────────────────────────────────────────────────────────────────
+
+  /** Step 1 of retirement: the new first segment (and the floor) durably in log.meta. */
+  private advanceFirstSegment(segment: number): void {
+    const old = { segment: this.meta.floorSegment, offset: this.meta.floorEnd };
+    const floor = maxPos(old, this.durablePosition);
+    const next: MetaState = {
+      ...this.meta,
+      generation: this.meta.generation + 1,
+      firstSegment: segment,
+      floorSegment: floor.segment,
+      floorEnd: floor.offset,
+      floorHighDecree: Math.max(this.meta.floorHighDecree, this.lastSynced.highDecree),
+    };
+    // On failure the in-memory meta stays as it was: a retry rewrites the same (inactive) slot.
+    writeMeta(this.fs, this.metaFd, `${this.dir}/${META_FILE_NAME}`, next);
+    this.meta = next;
+  }
+
+  private dropIndexBelow(segment: number): void {
+    const limit = segment * LOCATION_SEGMENT_FACTOR;
+    for (const [decree, entry] of this.index) {
+      if (typeof entry === 'number') {
+        if (entry < limit) this.index.delete(decree);
+        continue;
+      }
+      const kept = entry.filter((loc) => loc >= limit);
+      if (kept.length === 0) this.index.delete(decree);
+      else if (kept.length === 1) this.index.set(decree, kept[0]!);
+      else if (kept.length < entry.length) this.index.set(decree, kept);
+    }
+  }
+
+  /** Step 3 of retirement: deletes every segment file below the first segment, durably. */
+  private unlinkBelowFirst(): string[] {
+    const first = this.meta.firstSegment;
+    const doomed = segmentNumbers(this.fs.readdir(this.dir)).filter((n) => n < first);
+    const deleted: string[] = [];
+    for (const n of doomed) {
+      const path = this.segmentPath(n);
+      try {
+        this.fs.unlink(path);
+        deleted.push(segmentFileName(n));
+      } catch (e) {
+        const code = systemErrorCode(e);
+        if (code === 'ENOENT') continue;
+        if (code === undefined) throw e;
+        throw new LogError(
+          'PAXLINE_WRITE_FAILED',
+          `unlinking retired segment ${path} failed (${code}); it is garbage below the first ` +
+            'segment: retry retireSegmentsBelow(), or the next open deletes it',
+          { file: path, cause: e },
+        );
+      }
+    }
+    if (deleted.length === 0) return deleted;
+    try {
+      this.fs.fsyncDir(this.dir);
+    } catch (e) {
+      const code = systemErrorCode(e);
+      if (code === undefined) throw e;
+      throw new LogError(
+        code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : 'PAXLINE_FSYNC_FAILED',
+        `fsync of directory ${this.dir} after unlinking retired segments failed (${code}); ` +
+          'a crash may bring them back as garbage, which the next open deletes',
+        { file: this.dir, cause: e },
+      );
+    }
+    return deleted;
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new LogError('PAXLINE_LOG_CLOSED', `log ${this.dir} is closed`);
@@ -867,6 +1072,40 @@ function badArgument(field: string, message: string): LogError {
   return new LogError('PAXLINE_INVALID_ARGUMENT', `${field} ${message}`, { field });
 }
 
+/**
+ * Runs one disk call of open() (a sync, a write of the torn-tail cut, an unlink), mapping a
+ * system error to a coded LogError naming the file (and offset, when there is one). Nothing
+ * has been acknowledged by an open that fails: the log is not opened.
+ */
+function atOpen<T>(
+  dir: string,
+  op: 'fdatasync' | 'fsync' | 'write' | 'unlink',
+  file: string,
+  offset: number | null,
+  call: () => T,
+): T {
+  try {
+    return call();
+  } catch (e) {
+    const code = systemErrorCode(e);
+    if (code === undefined) throw e;
+    const synced = op === 'fdatasync' || op === 'fsync';
+    const failed: LogErrorCode = synced ? 'PAXLINE_FSYNC_FAILED' : 'PAXLINE_WRITE_FAILED';
+    const errorCode: LogErrorCode = code === 'ENOSPC' ? 'PAXLINE_DISK_FULL' : failed;
+    const at = offset === null ? '' : ` at offset ${offset}`;
+    const advice =
+      code === 'ENOSPC'
+        ? 'retry the open once space returns'
+        : 'a failed sync may have dropped the pages it covered: check the device before retrying';
+    throw new LogError(
+      errorCode,
+      `opening log ${dir}: ${op} of ${file}${at} failed (${code}); the log was not opened; ` +
+        advice,
+      offset === null ? { file, cause: e } : { file, offset, cause: e },
+    );
+  }
+}
+
 function maxPos(a: LogPosition, b: LogPosition): LogPosition {
   return comparePositions(a, b) >= 0 ? a : b;
 }
@@ -928,9 +1167,10 @@ function cutTornTail(
       const fd = fs.open(img.path, { create: false });
       try {
         for (let at = tail.position; at < end; at += ZEROS.length) {
-          fs.pwrite(fd, ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
+          const zeros = ZEROS.subarray(0, Math.min(ZEROS.length, end - at));
+          atOpen(dir, 'write', img.path, at, () => fs.pwrite(fd, zeros, at));
         }
-        fs.fdatasync(fd);
+        atOpen(dir, 'fdatasync', img.path, tail.position, () => fs.fdatasync(fd));
       } finally {
         fs.close(fd);
       }
@@ -949,7 +1189,7 @@ function cutTornTail(
         fs.close(fd);
       }
     }
-    fs.unlink(path);
+    atOpen(dir, 'unlink', path, null, () => fs.unlink(path));
     unlinked.push(n);
   }
   return { bytesCut, unlinked };
@@ -1024,6 +1264,7 @@ function buildReport(
   repairDecreeMax: number,
   epoch: number,
   segments: number,
+  retired: readonly number[],
 ): RecoveryReport {
   const damaged = scan.damage.flatMap((d) => d.ranges);
   const kind = error !== null ? 'corrupt' : cut.bytesCut > 0 ? 'tornTail' : 'clean';
@@ -1041,6 +1282,7 @@ function buildReport(
     kind,
     bytesCut: cut.bytesCut,
     segmentsCut: cut.unlinked.map(segmentFileName),
+    segmentsRetired: retired.map(segmentFileName),
     damaged,
     repairDecreeMax: error !== null ? repairDecreeMax : 0,
     error,

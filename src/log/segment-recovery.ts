@@ -23,6 +23,13 @@
  * damaged ranges run from P to the first fully valid such group (the resync point), where the
  * chain resumes. Otherwise everything from P on was never proven durable: a torn tail.
  *
+ * Retired prefix. Segments below `meta.firstSegment` were retired on purpose (retention) and are
+ * gone by design: the walk starts at the first segment, and a data group there whose frontier
+ * names a group below it continues the (retired) chain, exactly as after a repaired skip group:
+ * the named group stands in for the retired ones, so a fresh segment rewritten after a failed
+ * fdatasync can still abandon the groups after it. Files below the first segment are garbage
+ * left by a crash during retirement; SegmentLog.open deletes them without reading them.
+ *
  * Invariants: records are returned in log order, only from accepted groups, minus abandoned ones;
  * `provenMax` is never below the floor; a verdict never depends on bytes past a group's end
  * except through headers whose own CRC is valid.
@@ -384,10 +391,24 @@ export class LogScanner {
     if (g.epoch < last.epoch) return false;
     if (g.kind === GROUP_KIND_SKIP) return g.seq >= last.seq;
     if (last.kind === GROUP_KIND_SKIP) return g.seq === last.seq + 1;
+    if (this.namesRetired(g)) return true;
     const f = this.findRecent(g);
     if (f === null) return false;
     if (g.seq === last.seq + 1) return true;
     return f !== last && g.seq === f.seq + 1;
+  }
+
+  /**
+   * Whether `g` is the first group of the walk and names a group in the retired prefix (below
+   * the first segment): the chain before it was retired by design, not lost.
+   */
+  private namesRetired(g: ParsedGroupHeader): boolean {
+    return (
+      this.last === ORIGIN_GROUP &&
+      g.kind === GROUP_KIND_DATA &&
+      g.frontierSegment > 0 &&
+      g.frontierSegment < this.meta.firstSegment
+    );
   }
 
   private findRecent(g: ParsedGroupHeader): ChainGroup | null {
@@ -402,7 +423,11 @@ export class LogScanner {
 
   private accept(g: ParsedGroup): void {
     const h = g.header;
-    if (h.kind === GROUP_KIND_DATA && this.last.kind === GROUP_KIND_SKIP) {
+    if (this.namesRetired(h)) {
+      // The retired group it names stands in for the retired chain; a rewrite of what followed
+      // it (after a failed fdatasync) in a later segment may still name it.
+      this.recent.push(this.namedFrontier(h));
+    } else if (h.kind === GROUP_KIND_DATA && this.last.kind === GROUP_KIND_SKIP) {
       // Its frontier names a group lost in the repaired damage; groups of the same sync may too.
       this.recent.push(this.namedFrontier(h));
     } else if (h.kind === GROUP_KIND_DATA) {
