@@ -29,6 +29,7 @@ import type { FileLayer } from '../src/log/file-layer.js';
 import { NodeFileLayer } from '../src/log/node-file-layer.js';
 import { SimFs } from '../src/sim/sim-fs.js';
 import { Random } from '../src/util/random.js';
+import { CutFs, PowerCut, type TearPolicy } from './support/cut-fs.js';
 
 const DIR = '/replica/ckpt';
 const CRASH_SEEDS = 400;
@@ -217,89 +218,8 @@ describe('checkpoint round trip', () => {
   });
 });
 
-class PowerCut extends Error {
-  constructor() {
-    super('simulated power cut');
-  }
-}
-
-/**
- * A FileLayer over SimFs that loses power at its `cutAt`-th call: that call and every later one
- * throw PowerCut. A cut pwrite first writes a random prefix of its data half of the time, so a
- * write can also be torn inside a sector.
- */
-class CutFs implements FileLayer {
-  ops = 0;
-  constructor(
-    private readonly inner: SimFs,
-    private readonly rng: Random,
-    private readonly cutAt = Number.POSITIVE_INFINITY,
-  ) {}
-
-  get cut(): boolean {
-    return this.ops > this.cutAt;
-  }
-
-  private step(): void {
-    if (this.ops++ >= this.cutAt) throw new PowerCut();
-  }
-
-  open(path: string, options: { readonly create: boolean }): number {
-    this.step();
-    return this.inner.open(path, options);
-  }
-  pwrite(fd: number, data: Uint8Array, position: number): void {
-    if (this.ops === this.cutAt && data.length > 1 && this.rng.chance(0.5)) {
-      this.inner.pwrite(fd, data.subarray(0, this.rng.int(data.length)), position);
-    }
-    this.step();
-    this.inner.pwrite(fd, data, position);
-  }
-  read(fd: number, into: Uint8Array, length: number, position: number): number {
-    this.step();
-    return this.inner.read(fd, into, length, position);
-  }
-  fdatasync(fd: number): void {
-    this.step();
-    this.inner.fdatasync(fd);
-  }
-  size(fd: number): number {
-    this.step();
-    return this.inner.size(fd);
-  }
-  truncate(fd: number, length: number): void {
-    this.step();
-    this.inner.truncate(fd, length);
-  }
-  close(fd: number): void {
-    this.step();
-    this.inner.close(fd);
-  }
-  rename(from: string, to: string): void {
-    this.step();
-    this.inner.rename(from, to);
-  }
-  unlink(path: string): void {
-    this.step();
-    this.inner.unlink(path);
-  }
-  fsyncDir(dir: string): void {
-    this.step();
-    this.inner.fsyncDir(dir);
-  }
-  mkdirp(dir: string): void {
-    this.step();
-    this.inner.mkdirp(dir);
-  }
-  readdir(dir: string): string[] {
-    this.step();
-    return this.inner.readdir(dir);
-  }
-  exists(path: string): boolean {
-    this.step();
-    return this.inner.exists(path);
-  }
-}
+/** A cut pwrite writes a random prefix of its data half of the time. */
+const tearHalf: TearPolicy = (rng, data) => (rng.chance(0.5) ? rng.int(data.length) : 0);
 
 describe('checkpoint power loss', () => {
   test(`${CRASH_SEEDS} cut points: new checkpoint complete or absent, old one loads`, (t) => {
@@ -320,10 +240,10 @@ describe('checkpoint power loss', () => {
       // A dry run on a copy counts the calls a complete write makes; the cut falls among them
       // (cutAt = total means no cut: the write completes, then power fails). Half the cuts land
       // in the last few calls (close, rename, directory sync), where the protocol is subtlest.
-      const dry = new CutFs(fs.clone(), new Random(0));
+      const dry = new CutFs(fs.clone(), new Random(0), Number.POSITIVE_INFINITY, tearHalf);
       writeCheckpoint(dry, DIR, meta(200), saver(newData, new Random(seed)), { blockBytes });
       const cutAt = rng.chance(0.5) ? rng.int(dry.ops + 1) : dry.ops - rng.int(5);
-      const cutFs = new CutFs(fs, rng.fork(), cutAt);
+      const cutFs = new CutFs(fs, rng.fork(), cutAt, tearHalf);
       let completed = false;
       try {
         writeCheckpoint(cutFs, DIR, meta(200), saver(newData, new Random(seed)), { blockBytes });

@@ -22,6 +22,7 @@ import {
 } from '../src/log/metadata.js';
 import { SimFs } from '../src/sim/sim-fs.js';
 import { Random } from '../src/util/random.js';
+import { CutFs, PowerCut, type TearPolicy } from './support/cut-fs.js';
 
 const DIR = '/replica/meta';
 const CRASH_SEEDS = 400;
@@ -120,83 +121,9 @@ describe('metadata basics', () => {
   });
 });
 
-class PowerCut extends Error {
-  constructor() {
-    super('simulated power cut');
-  }
-}
-
-/** FileLayer over SimFs that loses power at call `cutAt` (a cut pwrite may write a prefix). */
-class CutFs implements FileLayer {
-  ops = 0;
-  constructor(
-    private readonly inner: SimFs,
-    private readonly rng: Random,
-    private readonly cutAt: number,
-  ) {}
-
-  private step(): void {
-    if (this.ops++ >= this.cutAt) throw new PowerCut();
-  }
-
-  open(path: string, options: { readonly create: boolean }): number {
-    this.step();
-    return this.inner.open(path, options);
-  }
-  pwrite(fd: number, data: Uint8Array, position: number): void {
-    if (this.ops === this.cutAt && data.length > 1 && this.rng.chance(0.7)) {
-      // Mostly inside the first 96 bytes, where the record is (the rest of a slot is padding).
-      const end = this.rng.range(1, Math.min(data.length - 1, this.rng.chance(0.8) ? 96 : 1 << 20));
-      this.inner.pwrite(fd, data.subarray(0, end), position);
-    }
-    this.step();
-    this.inner.pwrite(fd, data, position);
-  }
-  read(fd: number, into: Uint8Array, length: number, position: number): number {
-    this.step();
-    return this.inner.read(fd, into, length, position);
-  }
-  fdatasync(fd: number): void {
-    this.step();
-    this.inner.fdatasync(fd);
-  }
-  size(fd: number): number {
-    this.step();
-    return this.inner.size(fd);
-  }
-  truncate(fd: number, length: number): void {
-    this.step();
-    this.inner.truncate(fd, length);
-  }
-  close(fd: number): void {
-    this.step();
-    this.inner.close(fd);
-  }
-  rename(from: string, to: string): void {
-    this.step();
-    this.inner.rename(from, to);
-  }
-  unlink(path: string): void {
-    this.step();
-    this.inner.unlink(path);
-  }
-  fsyncDir(dir: string): void {
-    this.step();
-    this.inner.fsyncDir(dir);
-  }
-  mkdirp(dir: string): void {
-    this.step();
-    this.inner.mkdirp(dir);
-  }
-  readdir(dir: string): string[] {
-    this.step();
-    return this.inner.readdir(dir);
-  }
-  exists(path: string): boolean {
-    this.step();
-    return this.inner.exists(path);
-  }
-}
+/** A cut pwrite tears mostly inside the first 96 bytes, where the record is (the rest is padding). */
+const tearRecord: TearPolicy = (rng, data) =>
+  rng.chance(0.7) ? rng.range(1, Math.min(data.length - 1, rng.chance(0.8) ? 96 : 1 << 20)) : 0;
 
 describe('metadata power loss', () => {
   test(`${CRASH_SEEDS} seeds of torn writes and crashes: no durable promise lost`, (t) => {
@@ -219,7 +146,7 @@ describe('metadata power loss', () => {
           : rng.chance(0.15)
             ? Infinity
             : rng.int(8 + 5 * 6);
-        const cutFs = new CutFs(fs, rng.fork(), cutAt);
+        const cutFs = new CutFs(fs, rng.fork(), cutAt, tearRecord);
         try {
           let store = durable === null ? null : MetadataStore.open(cutFs, DIR);
           if (store === null) {
