@@ -62,12 +62,12 @@ test('while a seed runs, ambient time and randomness throw', () => {
 // --replicas 3` (seeds 1..1000, the standard run).
 const CATCHING_SEEDS: Record<SimMutation, number> = {
   ackBeforePersist: 1, // caught by 1000 of 1000 seeds
-  skipPhase1: 1, // 704 of 1000
-  adoptOneLog: 9, // 48 of 1000
-  noNoopFill: 7, // 10 of 1000
-  executeLowerBallotCopy: 14, // 87 of 1000
-  forgetPromiseOnRestart: 226, // 9 of 1000
-  wipedDiskRejoin: 3, // 118 of 1000
+  skipPhase1: 1, // 692 of 1000
+  adoptOneLog: 29, // 32 of 1000
+  noNoopFill: 15, // 12 of 1000
+  executeLowerBallotCopy: 16, // 83 of 1000
+  forgetPromiseOnRestart: 7, // 11 of 1000
+  wipedDiskRejoin: 3, // 110 of 1000
 };
 
 for (const [mutation, seed] of Object.entries(CATCHING_SEEDS) as [SimMutation, number][]) {
