@@ -30,6 +30,7 @@ import { NodeFileLayer } from '../src/log/node-file-layer.js';
 import { SimFs } from '../src/sim/sim-fs.js';
 import { Random } from '../src/util/random.js';
 import { CutFs, PowerCut, type TearPolicy } from './support/cut-fs.js';
+import { patch, storageError } from './support/storage-helpers.js';
 
 const DIR = '/replica/ckpt';
 const CRASH_SEEDS = 400;
@@ -83,28 +84,11 @@ function readAll(reader: CheckpointReader, rng: Random): Uint8Array {
 }
 
 /** Writes `bytes` at `offset` of `path` durably (to damage a file on purpose). */
-function patch(fs: FileLayer, path: string, offset: number, bytes: Uint8Array): void {
-  const fd = fs.open(path, { create: false });
-  fs.pwrite(fd, bytes, offset);
-  fs.fdatasync(fd);
-  fs.close(fd);
-}
-
 function truncateFile(fs: FileLayer, path: string, length: number): void {
   const fd = fs.open(path, { create: false });
   fs.truncate(fd, length);
   fs.fdatasync(fd);
   fs.close(fd);
-}
-
-function storageError(fn: () => unknown): StorageError {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof StorageError, `expected a StorageError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected an error');
 }
 
 /** Writes decree → data checkpoints and returns a map to check loads against. */

@@ -23,6 +23,7 @@ import {
 import { SimFs } from '../src/sim/sim-fs.js';
 import { Random } from '../src/util/random.js';
 import { CutFs, PowerCut, type TearPolicy } from './support/cut-fs.js';
+import { patch, storageError } from './support/storage-helpers.js';
 
 const DIR = '/replica/meta';
 const CRASH_SEEDS = 400;
@@ -38,23 +39,6 @@ const initial: ReplicaMetadata = {
 function fields(m: ReplicaMetadata): ReplicaMetadata {
   const { clusterId, replicaId, incarnation, promisedBallot, logEpoch } = m;
   return { clusterId, replicaId, incarnation, promisedBallot, logEpoch };
-}
-
-function patch(fs: FileLayer, path: string, offset: number, bytes: Uint8Array): void {
-  const fd = fs.open(path, { create: false });
-  fs.pwrite(fd, bytes, offset);
-  fs.fdatasync(fd);
-  fs.close(fd);
-}
-
-function storageError(fn: () => unknown): StorageError {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof StorageError, `expected a StorageError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected an error');
 }
 
 function found(fs: FileLayer): Extract<ReturnType<typeof readMetadata>, { kind: 'found' }> {
