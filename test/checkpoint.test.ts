@@ -24,7 +24,7 @@ import {
   verifyCheckpoint,
   writeCheckpoint,
 } from '../src/log/checkpoint.js';
-import { StorageError } from '../src/log/checkpoint-support.js';
+import type { StorageError } from '../src/log/checkpoint-support.js';
 import type { FileLayer } from '../src/log/file-layer.js';
 import { NodeFileLayer } from '../src/log/node-file-layer.js';
 import { SimFs } from '../src/sim/sim-fs.js';

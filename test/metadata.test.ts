@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { AssertionFailure } from '../src/core/assert.js';
-import { StorageError } from '../src/log/checkpoint-support.js';
 import type { FileLayer } from '../src/log/file-layer.js';
 import { NodeFileLayer } from '../src/log/node-file-layer.js';
 import {
