@@ -24,6 +24,8 @@
  * the flag.
  */
 
+import type { Doorbell } from './doorbell.js';
+
 const HEAD = 0;
 const TAIL = 1;
 const CONSUMER_WAITS = 2;
@@ -83,7 +85,8 @@ export class RingProducer extends RingSide {
   /** Local copy of HEAD: only this side writes it. */
   private head: number;
 
-  constructor(buffer: SharedArrayBuffer) {
+  /** `doorbell`: also rung on every publish, for a consumer that reads several rings. */
+  constructor(buffer: SharedArrayBuffer, private readonly doorbell: Doorbell | null = null) {
     super(buffer);
     this.head = Atomics.load(this.ctl, HEAD) >>> 0;
   }
@@ -122,6 +125,7 @@ export class RingProducer extends RingSide {
       Atomics.add(this.ctl, WAKEUPS, 1);
       Atomics.notify(this.ctl, HEAD);
     }
+    this.doorbell?.ring();
   }
 
   /**
@@ -138,6 +142,33 @@ export class RingProducer extends RingSide {
     Atomics.store(this.ctl, PRODUCER_WAITS, 0);
     return fits();
   }
+
+  /** Like waitForRoom, for threads that run an event loop (Atomics.waitAsync). */
+  async waitForRoomAsync(bytes: number, timeoutMs: number): Promise<boolean> {
+    const frame = 2 * (FRAME_HEADER_BYTES + align4(bytes));
+    const fits = (): boolean => this.capacity - ((this.head - (Atomics.load(this.ctl, TAIL) >>> 0)) >>> 0) >= frame;
+    if (fits()) return true;
+    Atomics.store(this.ctl, PRODUCER_WAITS, 1);
+    const tail = Atomics.load(this.ctl, TAIL);
+    if (!fits()) {
+      const r = waitAsync(this.ctl, TAIL, tail, timeoutMs);
+      if (r.async) await r.value;
+    }
+    Atomics.store(this.ctl, PRODUCER_WAITS, 0);
+    return fits();
+  }
+}
+
+type WaitAsyncResult =
+  | { readonly async: false; readonly value: 'not-equal' | 'timed-out' }
+  | { readonly async: true; readonly value: Promise<'ok' | 'timed-out'> };
+
+/** Atomics.waitAsync (Node ≥ 16; typed in lib es2024, which this project does not target). */
+function waitAsync(ctl: Int32Array, index: number, value: number, timeoutMs: number): WaitAsyncResult {
+  const atomics = Atomics as unknown as {
+    waitAsync(a: Int32Array, i: number, v: number, t: number): WaitAsyncResult;
+  };
+  return atomics.waitAsync(ctl, index, value, timeoutMs);
 }
 
 export class RingConsumer extends RingSide {
@@ -196,6 +227,26 @@ export class RingConsumer extends RingSide {
     let outcome: 'ready' | 'woken' | 'timed-out' = 'ready';
     if ((head >>> 0) === this.tail) {
       outcome = Atomics.wait(this.ctl, HEAD, head, timeoutMs) === 'timed-out' ? 'timed-out' : 'woken';
+    }
+    Atomics.store(this.ctl, CONSUMER_WAITS, 0);
+    return outcome;
+  }
+
+  /**
+   * Like waitForData, for threads that run an event loop (Atomics.waitAsync; DESIGN §1). The same
+   * flag protocol avoids lost wake-ups. A pending waitAsync does not keep a thread alive: the
+   * caller holds some other ref'd handle (a socket, a timer, a worker) while it waits.
+   */
+  async waitForDataAsync(timeoutMs: number): Promise<'ready' | 'woken' | 'timed-out'> {
+    if (!this.isEmpty()) return 'ready';
+    Atomics.store(this.ctl, CONSUMER_WAITS, 1);
+    const head = Atomics.load(this.ctl, HEAD);
+    let outcome: 'ready' | 'woken' | 'timed-out' = 'ready';
+    if ((head >>> 0) === this.tail) {
+      const r = waitAsync(this.ctl, HEAD, head, timeoutMs);
+      // A synchronous result: 'not-equal' means HEAD moved between the load and the wait.
+      const value = r.async ? await r.value : r.value;
+      outcome = value === 'timed-out' ? 'timed-out' : value === 'not-equal' ? 'ready' : 'woken';
     }
     Atomics.store(this.ctl, CONSUMER_WAITS, 0);
     return outcome;

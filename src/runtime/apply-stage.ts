@@ -1,0 +1,198 @@
+/**
+ * The apply stage (DESIGN §1): loads the user's state machine module, executes committed decrees
+ * strictly in decree order, answers fast reads, and saves / loads checkpoints.
+ *
+ * Committed decrees arrive on the execute ring (Atomics.waitAsync: this thread also answers fast
+ * reads and status requests from its event loop). Each command carries its request id (origin
+ * replica, incarnation, seq — stage-protocol.ts); a command submitted on this replica in this
+ * incarnation gets its result pushed to the completion ring, which the main thread turns into
+ * the resolution of replicate()'s promise. Commands from other replicas or earlier incarnations
+ * execute all the same but resolve nobody here.
+ *
+ * Checkpoints: every `checkpointEveryDecrees` executed decrees the state is streamed through
+ * saveState into a checksummed checkpoint file (src/log/checkpoint.ts), the newest
+ * `checkpointsKept` are kept. At start the newest valid one is loaded (an older one if the newest
+ * fails verification); decrees at or below it are skipped when the log replays them.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { MessagePort } from 'node:worker_threads';
+import { decodeRecord } from '../codec/records.js';
+import {
+  listCheckpoints, openNewestValidCheckpoint, writeCheckpoint,
+} from '../log/checkpoint.js';
+import { NodeFileLayer } from '../log/node-file-layer.js';
+import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import { errorShape, PaxlineError } from './errors.js';
+import type { ResolvedReplicaOptions } from './options.js';
+import {
+  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, COMPLETION_READ,
+  COMPLETION_READ_ERROR, COMPLETION_RESULT, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
+} from './stage-protocol.js';
+import type { StateMachine, StateMachineFactory } from './state-machine.js';
+
+export interface ApplyStageInit {
+  readonly options: ResolvedReplicaOptions;
+  readonly shared: StageShared;
+  readonly incarnation: number;
+}
+
+const WAIT_MS = 200;
+const DECREES_PER_TURN = 256;
+
+export function checkpointDirOf(dataDir: string): string {
+  return join(dataDir, 'checkpoints');
+}
+
+async function loadFactory(path: string): Promise<StateMachineFactory> {
+  const url = path.startsWith('file:') ? path : pathToFileURL(path).href;
+  const mod = (await import(url)) as { default?: unknown; createStateMachine?: unknown };
+  const factory = typeof mod.default === 'function' ? mod.default : mod.createStateMachine;
+  if (typeof factory !== 'function') {
+    throw new PaxlineError('PAXLINE_STATE_MACHINE', `state machine module ${path} exports no factory (default export or createStateMachine)`);
+  }
+  return factory as StateMachineFactory;
+}
+
+export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Promise<void> {
+  const o = init.options;
+  const self = o.replicaId;
+  const fs = new NodeFileLayer();
+  const ckptDir = checkpointDirOf(o.dataDir);
+  fs.mkdirp(ckptDir);
+  const factory = await loadFactory(o.stateMachine);
+  const smInit = { replicaId: self, members: o.members.map((m) => m.id), options: o.stateMachineOptions };
+  let sm: StateMachine = factory(smInit);
+  const opened = openNewestValidCheckpoint(fs, ckptDir, (reader) => {
+    sm = factory(smInit); // start clean: an earlier, failed attempt may have loaded part of a state
+    if (!sm.loadState) return false;
+    sm.loadState(reader);
+    return true;
+  });
+  let executed = opened.loaded?.decree ?? 0;
+  const checkpointBase = executed;
+  let lastCheckpoint = executed;
+  const counters = new Float64Array(init.shared.counters);
+  const flags = new Int32Array(init.shared.flags);
+  counters[C_EXECUTED] = executed;
+  counters[C_CHECKPOINT_DECREE] = executed;
+  port.postMessage({
+    type: 'ready', executedUpTo: executed,
+    skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
+  });
+
+  const ring = new RingConsumer(init.shared.execute);
+  const completions = new RingProducer(init.shared.completions);
+  const overflow: Uint8Array[] = [];
+  let commands = 0;
+  let lastBallot = 0;
+  const pendingReads: { id: number; minDecree: number; query: Uint8Array }[] = [];
+
+  const complete = (kind: number, id: number, result: Uint8Array): void => {
+    const msg = new Uint8Array(9 + result.length);
+    msg[0] = kind;
+    new DataView(msg.buffer).setFloat64(1, id, true);
+    msg.set(result, 9);
+    if (overflow.length > 0 || !completions.tryPush(msg)) overflow.push(msg);
+  };
+
+  const onDecree = (bytes: Uint8Array): void => {
+    const rec = decodeRecord(bytes);
+    if (rec.type !== 'accept') throw new Error('apply stage: execute ring carries accept records only');
+    if (rec.decree <= executed) {
+      if (rec.decree <= checkpointBase) return; // already in the loaded checkpoint
+      throw new Error(`apply stage: decree ${rec.decree} again after ${executed}`);
+    }
+    if (rec.decree !== executed + 1) throw new Error(`apply stage: decree ${rec.decree} after ${executed}`);
+    const v = rec.value;
+    if (v.kind === 'batch') {
+      const context = { decree: rec.decree };
+      for (const c of v.commands) {
+        const h = new DataView(c.buffer, c.byteOffset, REQUEST_HEADER_BYTES);
+        const result = sm.execute(c.subarray(REQUEST_HEADER_BYTES), context);
+        if (h.getUint32(0, true) === self && h.getUint32(4, true) === init.incarnation) {
+          complete(COMPLETION_RESULT, h.getFloat64(8, true), result);
+        }
+        commands++;
+      }
+    } else if (v.kind === 'config') {
+      sm.notifyConfigurationChanged?.(v.members);
+    }
+    executed = rec.decree;
+    lastBallot = rec.ballot;
+  };
+
+  const serveReads = (): void => {
+    for (let i = 0; i < pendingReads.length;) {
+      const r = pendingReads[i]!;
+      if (r.minDecree > executed) { i++; continue; }
+      pendingReads.splice(i, 1);
+      try {
+        if (!sm.executeFastRead) throw new PaxlineError('PAXLINE_STATE_MACHINE', 'the state machine has no executeFastRead');
+        complete(COMPLETION_READ, r.id, sm.executeFastRead(r.query));
+      } catch (e) {
+        complete(COMPLETION_READ_ERROR, r.id, new TextEncoder().encode(JSON.stringify(errorShape(e))));
+      }
+    }
+  };
+
+  const maybeCheckpoint = (): void => {
+    if (o.checkpointEveryDecrees === 0 || executed - lastCheckpoint < o.checkpointEveryDecrees || !sm.saveState) return;
+    const save = sm.saveState.bind(sm);
+    writeCheckpoint(fs, ckptDir, {
+      decree: executed, ballot: lastBallot, configNumber: 1, members: smInit.members,
+    }, (writer) => save(writer));
+    lastCheckpoint = executed;
+    counters[C_CHECKPOINTS]!++;
+    counters[C_CHECKPOINT_DECREE] = executed;
+    const all = listCheckpoints(fs, ckptDir);
+    for (const old of all.slice(0, Math.max(0, all.length - o.checkpointsKept))) rmSync(old.path, { force: true });
+  };
+
+  let stopping = false;
+  port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; role?: string; primary?: number; ballot?: number }) => {
+    if (msg.type === 'read') {
+      pendingReads.push({ id: msg.id!, minDecree: msg.minDecree!, query: msg.query! });
+      serveReads();
+      flush();
+    } else if (msg.type === 'notifyStatus') {
+      sm.notifyStatus?.({ role: msg.role as 'primary', primary: msg.primary!, ballot: msg.ballot! });
+    } else if (msg.type === 'checkpointNow') {
+      lastCheckpoint = -Infinity;
+      maybeCheckpoint();
+      port.postMessage({ type: 'checkpointed', id: msg.id, decree: executed });
+    } else if (msg.type === 'close') {
+      stopping = true;
+    }
+  });
+
+  const flush = (): void => {
+    let i = 0;
+    while (i < overflow.length && completions.tryPush(overflow[i]!)) i++;
+    if (i > 0) overflow.splice(0, i);
+    completions.publish();
+  };
+
+  try {
+    while (!stopping && Atomics.load(flags, F_STOP) === 0) {
+      const n = ring.drain(onDecree, DECREES_PER_TURN);
+      if (n > 0) {
+        counters[C_EXECUTED] = executed;
+        counters[C_COMMANDS_EXECUTED] = commands;
+        serveReads();
+        maybeCheckpoint();
+      }
+      flush();
+      if (overflow.length > 0) await completions.waitForRoomAsync(1024, 10);
+      else if (n < DECREES_PER_TURN) await ring.waitForDataAsync(WAIT_MS);
+      else await new Promise((r) => setImmediate(r)); // let reads and control messages in
+    }
+  } catch (e) {
+    port.postMessage({ type: 'failed', error: errorShape(e) });
+    return;
+  }
+  sm.shutDown?.();
+  port.postMessage({ type: 'closed', executed });
+}
+

@@ -1,0 +1,266 @@
+/**
+ * The network + consensus stage (DESIGN §1): the pure core, the TCP transport to peers, and the
+ * core's clock. Heartbeats and election timers live here, on a thread that runs no user code and
+ * no fsync, so a slow apply, a GC pause in the application or a slow disk does not start a
+ * needless election.
+ *
+ * Inputs: proposals (ring from the main thread), durable positions (ring from the log stage),
+ * peer messages (sockets), ticks (a timer). After a burst of inputs the stage takes the core's
+ * Ready once (setImmediate coalescing) and routes it:
+ *   persist          → persist ring (log stage), in order
+ *   send             → transport now
+ *   sendAfterPersist → held until the durable position covers afterSeq
+ *   execute          → execute ring (apply stage), in decree order
+ *   dropped          → the main thread (rejections: one message per Ready, not per command)
+ *   role             → the main thread and the counters
+ * A ring that is full keeps its messages in an ordered overflow queue, retried every turn; the
+ * core's pipeline depth bounds how much that can be.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { decodeRecord, encodeRecord } from '../codec/records.js';
+import { Replica } from '../core/replica.js';
+import type { DeferredMessage, LogRecord, Message, Ready, Role } from '../core/types.js';
+import { PeerTransport } from '../net/peer-transport.js';
+import { Doorbell } from '../ring/doorbell.js';
+import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import { errorShape } from './errors.js';
+import { PERSIST_MARK_REPAIRED } from './log-stage.js';
+import type { ResolvedReplicaOptions } from './options.js';
+import {
+  C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
+  C_PRIMARY, C_ROLE, REQUEST_HEADER_BYTES, type StageShared,
+} from './stage-protocol.js';
+
+export interface ConsensusStageInit {
+  readonly options: ResolvedReplicaOptions;
+  readonly shared: StageShared;
+  readonly doorbell: SharedArrayBuffer;
+  readonly incarnation: number;
+  readonly records: Uint8Array[];
+  readonly promisedAtLeast: number;
+  readonly repairUpTo: number;
+  readonly executedUpTo: number;
+}
+
+export type RejectionKind = 'notPrimary' | 'outcomeUnknown' | 'busy';
+
+/** Posted to the main thread. */
+export type ConsensusEvent =
+  | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'rejected'; readonly kind: RejectionKind; readonly seqs: number[]; readonly primary: number }
+  | { readonly type: 'role'; readonly role: Role; readonly primary: number; readonly ballot: number }
+  | { readonly type: 'status'; readonly id: number; readonly status: unknown }
+  | { readonly type: 'failed'; readonly error: ReturnType<typeof errorShape> }
+  | { readonly type: 'closed' };
+
+const ROLE_CODE: Record<Role, number> = { secondary: 0, preparing: 1, primary: 2 };
+const WAIT_MS = 200;
+
+class Overflowing {
+  private readonly queue: Uint8Array[] = [];
+
+  constructor(private readonly ring: RingProducer) {}
+
+  push(bytes: Uint8Array): void {
+    if (this.queue.length > 0 || !this.ring.tryPush(bytes)) this.queue.push(bytes);
+  }
+
+  /** Retries the queue; publishes. Returns whether anything is still waiting. */
+  flush(): boolean {
+    let i = 0;
+    while (i < this.queue.length && this.ring.tryPush(this.queue[i]!)) i++;
+    if (i > 0) this.queue.splice(0, i);
+    this.ring.publish();
+    return this.queue.length > 0;
+  }
+}
+
+export async function runConsensusStage(init: ConsensusStageInit, port: MessagePort): Promise<void> {
+  const o = init.options;
+  const self = o.replicaId;
+  const counters = new Float64Array(init.shared.counters);
+  const records: LogRecord[] = init.records.map((b) => decodeRecord(b));
+  // Decrees the checkpoint already holds are skipped by the apply stage; the core may only start
+  // executing at or below its persisted commit point.
+  let restoredCommitted = 0;
+  for (const r of records) if (r.type === 'commit' && r.decree > restoredCommitted) restoredCommitted = r.decree;
+  const core = Replica.restore({
+    replicaId: self,
+    members: o.members.map((m) => m.id),
+    electionTimeoutTicksMin: o.electionTimeoutTicksMin,
+    electionTimeoutTicksMax: o.electionTimeoutTicksMax,
+    heartbeatTicks: o.heartbeatTicks,
+    checkQuorumTicks: o.checkQuorumTicks,
+    newLeaderGracePeriodTicks: o.newLeaderGracePeriodTicks,
+    pipelineDepth: o.pipelineDepth,
+    batchCountMax: o.batchCountMax,
+    batchBytesMax: o.batchBytesMax,
+    proposalQueueMax: o.inflightMax,
+    executedUpTo: Math.min(init.executedUpTo, restoredCommitted),
+    random: Math.random,
+  }, records, {
+    promisedAtLeast: init.promisedAtLeast,
+    ...(init.repairUpTo > 0 ? { repairUpTo: init.repairUpTo } : {}),
+  });
+  records.length = 0;
+
+  const bell = new Doorbell(init.doorbell);
+  const proposals = new RingConsumer(init.shared.proposals);
+  const durable = new RingConsumer(init.shared.durable);
+  const persist = new Overflowing(new RingProducer(init.shared.persist));
+  const execute = new Overflowing(new RingProducer(init.shared.execute));
+  let deferred: DeferredMessage[] = [];
+  let durableSeq = 0;
+  let wasRepairing = core.needsRepair();
+  let stopped = false;
+  let pumpScheduled = false;
+  let backlog = false;
+  let sent = 0;
+  let received = 0;
+
+  const transport = await PeerTransport.start({
+    self,
+    clusterId: o.clusterId,
+    configNumber: 1,
+    incarnation: init.incarnation,
+    listen: { host: o.members.find((m) => m.id === self)!.host, port: o.members.find((m) => m.id === self)!.port },
+    peers: o.members.filter((m) => m.id !== self),
+    onMessage: (m: Message) => {
+      received++;
+      core.receive(m);
+      schedulePump();
+    },
+  });
+  port.postMessage({ type: 'listening', port: transport.port } satisfies ConsensusEvent);
+
+  const send = (m: Message): void => {
+    sent++;
+    transport.send(m);
+  };
+
+  const headerView = (c: Uint8Array): DataView => new DataView(c.buffer, c.byteOffset, REQUEST_HEADER_BYTES);
+  /** Request seqs of this incarnation's own commands among `commands`. */
+  const ownSeqs = (commands: readonly Uint8Array[]): number[] => {
+    const seqs: number[] = [];
+    for (const c of commands) {
+      if (c.length < REQUEST_HEADER_BYTES) continue;
+      const v = headerView(c);
+      if (v.getUint32(0, true) === self && v.getUint32(4, true) === init.incarnation) seqs.push(v.getFloat64(8, true));
+    }
+    return seqs;
+  };
+  const reject = (kind: RejectionKind, commands: readonly Uint8Array[], primary: number): void => {
+    const seqs = ownSeqs(commands);
+    if (seqs.length > 0) port.postMessage({ type: 'rejected', kind, seqs, primary } satisfies ConsensusEvent);
+  };
+
+  const route = (r: Ready): void => {
+    for (const { seq, record } of r.persist) {
+      const enc = encodeRecord(record);
+      const msg = new Uint8Array(8 + enc.length);
+      new DataView(msg.buffer).setFloat64(0, seq, true);
+      msg.set(enc, 8);
+      persist.push(msg);
+    }
+    const repairing = core.needsRepair();
+    if (wasRepairing && !repairing) {
+      const msg = new Uint8Array(9); // seq 0, type PERSIST_MARK_REPAIRED
+      msg[8] = PERSIST_MARK_REPAIRED;
+      persist.push(msg);
+    }
+    wasRepairing = repairing;
+    for (const m of r.send) send(m);
+    for (const d of r.sendAfterPersist) {
+      if (d.afterSeq <= durableSeq) send(d.message);
+      else deferred.push(d);
+    }
+    for (const e of r.execute) {
+      execute.push(encodeRecord({ type: 'accept', decree: e.decree, ballot: e.ballot, value: e.value }));
+    }
+    if (r.dropped.neverProposed.length > 0) reject('notPrimary', r.dropped.neverProposed, core.status().knownPrimary);
+    if (r.dropped.outcomeUnknown.length > 0) reject('outcomeUnknown', r.dropped.outcomeUnknown, core.status().knownPrimary);
+    if (r.role !== null) {
+      const s = core.status();
+      counters[C_ROLE] = ROLE_CODE[r.role];
+      counters[C_PRIMARY] = s.knownPrimary;
+      counters[C_BALLOT] = s.leaderBallot || s.promised;
+      if (r.role === 'primary') counters[C_ELECTIONS]!++;
+      port.postMessage({ type: 'role', role: r.role, primary: r.role === 'primary' ? self : s.knownPrimary, ballot: s.promised } satisfies ConsensusEvent);
+    }
+  };
+
+  const pump = (): void => {
+    pumpScheduled = false;
+    if (stopped) return;
+    // Proposals: every available one, in order.
+    const notPrimary: Uint8Array[] = [];
+    const busy: Uint8Array[] = [];
+    let hint = -1;
+    proposals.drain((bytes) => {
+      const command = bytes.slice(); // the ring slot is reused after drain returns
+      const res = core.propose(command);
+      if (!res.ok) {
+        hint = res.primaryHint;
+        (res.reason === 'busy' ? busy : notPrimary).push(command);
+      }
+    });
+    if (notPrimary.length > 0) reject('notPrimary', notPrimary, hint);
+    if (busy.length > 0) reject('busy', busy, self);
+    // Durable positions.
+    let upTo = durableSeq;
+    durable.drain((bytes) => {
+      upTo = Math.max(upTo, new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0, true));
+    });
+    if (upTo > durableSeq) {
+      durableSeq = upTo;
+      core.persisted(upTo);
+      if (deferred.length > 0) {
+        const keep: DeferredMessage[] = [];
+        for (const d of deferred) (d.afterSeq <= upTo ? send(d.message) : keep.push(d));
+        deferred = keep;
+      }
+    }
+    route(core.takeReady());
+    backlog = persist.flush();
+    backlog = execute.flush() || backlog;
+    const s = core.status();
+    counters[C_COMMITTED] = s.committed;
+    counters[C_DECREES_PROPOSED] = core.stats.decreesProposed;
+    counters[C_MESSAGES_SENT] = sent;
+    counters[C_MESSAGES_RECEIVED] = received;
+    if (backlog) schedulePump();
+  };
+
+  function schedulePump(): void {
+    if (pumpScheduled || stopped) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  }
+
+  const ticker = setInterval(() => {
+    core.tick();
+    pump();
+  }, o.tickMs);
+
+  // The rings' doorbell: proposals from the main thread, durable positions from the log stage.
+  const hasWork = (): boolean => !proposals.isEmpty() || !durable.isEmpty();
+  const ringLoop = async (): Promise<void> => {
+    while (!stopped) {
+      await bell.wait(hasWork, WAIT_MS);
+      if (hasWork()) pump();
+    }
+  };
+  void ringLoop();
+
+  port.on('message', (msg: { type: string; id?: number }) => {
+    if (msg.type === 'status') {
+      const status = { core: core.status(), stats: { ...core.stats }, transport: transport.stats(), durableSeq, deferred: deferred.length, doorbellWakeups: bell.wakeups };
+      port.postMessage({ type: 'status', id: msg.id ?? 0, status } satisfies ConsensusEvent);
+    } else if (msg.type === 'close') {
+      stopped = true;
+      clearInterval(ticker);
+      void transport.close().then(() => port.postMessage({ type: 'closed' } satisfies ConsensusEvent));
+    }
+  });
+  pump();
+}

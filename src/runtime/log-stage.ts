@@ -1,0 +1,203 @@
+/**
+ * The log-fsync stage (DESIGN §1, §3): owns the data directory's files. At start it checks and
+ * bumps the replica metadata (cluster id, replica id, incarnation), recovers the segmented log
+ * and hands the recovered records to the main thread. Then it loops on its own thread, which
+ * may freeze (no sockets here): Atomics.wait on the persist ring, append everything available,
+ * one fdatasync per group, mirror the highest promised ballot into the metadata file, and only
+ * then publish the durable record seq on the durable ring.
+ *
+ * Failure handling (storage issue): a failed write or fdatasync stops acknowledging. The stage
+ * retries with backoff through recoverAfterFailure(), which rewrites every unacknowledged record
+ * into a fresh segment — it never retries an fdatasync and trusts the page cache.
+ */
+import { join } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
+import { readMetadata, MetadataStore } from '../log/metadata.js';
+import { NodeFileLayer } from '../log/node-file-layer.js';
+import { SegmentLog } from '../log/segment-log.js';
+import { STORED_ACCEPT, STORED_COMMIT, STORED_LEARNED, STORED_PROMISE } from '../log/stored-record.js';
+import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import { errorShape, PaxlineError } from './errors.js';
+import {
+  C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, F_STOP, fsyncHistogramSlot,
+  type StageShared,
+} from './stage-protocol.js';
+
+export interface LogStageInit {
+  readonly shared: StageShared;
+  readonly dataDir: string;
+  readonly clusterId: string;
+  readonly replicaId: number;
+  readonly init: boolean;
+  readonly segmentBytes: number;
+}
+
+/** What the log stage reports once recovered (posted to the main thread). */
+export interface LogRecovered {
+  readonly type: 'recovered';
+  readonly incarnation: number;
+  /** Every recovered core record, as codec/records.ts bytes, in log order. */
+  readonly records: Uint8Array[];
+  readonly promisedAtLeast: number;
+  /** > 0 when the log is corrupt: the replica needs repair up to this decree. */
+  readonly repairUpTo: number;
+  readonly report: string;
+}
+
+/** Persist-ring control message (seq 0, type byte 0): mark the reported damage repaired. */
+export const PERSIST_MARK_REPAIRED = 0;
+
+const RECORD_VALUE_PREFIX = 17;
+const WAIT_MS = 50;
+const GROUP_RECORDS_MAX = 8192;
+
+export function logDirOf(dataDir: string): string {
+  return join(dataDir, 'log');
+}
+
+/** Opens metadata and log; throws PaxlineError for a refused data directory. */
+function openStorage(o: LogStageInit): { meta: MetadataStore; log: SegmentLog; recovered: LogRecovered } {
+  const fs = new NodeFileLayer();
+  fs.mkdirp(o.dataDir);
+  const found = readMetadata(fs, o.dataDir);
+  let meta: MetadataStore;
+  if (found.kind === 'none') {
+    if (!o.init) {
+      throw new PaxlineError('PAXLINE_DATA_DIR_EMPTY',
+        `data directory ${o.dataDir} holds no replica metadata: start a NEW cluster with init ` +
+        '(--init); a member whose disk was wiped must not rejoin under its old id (it would forget its promises)');
+    }
+    meta = MetadataStore.create(fs, o.dataDir, {
+      clusterId: o.clusterId, replicaId: o.replicaId, incarnation: 0, promisedBallot: 0, logEpoch: 0,
+    });
+  } else {
+    const m = found.metadata;
+    if (m.clusterId !== o.clusterId || m.replicaId !== o.replicaId) {
+      throw new PaxlineError('PAXLINE_DATA_DIR_MISMATCH',
+        `data directory ${o.dataDir} belongs to cluster '${m.clusterId}' replica ${m.replicaId}, ` +
+        `not cluster '${o.clusterId}' replica ${o.replicaId}`);
+    }
+    meta = MetadataStore.open(fs, o.dataDir)!;
+  }
+  const cur = meta.current;
+  const incarnation = cur.incarnation + 1;
+  meta.write({ clusterId: cur.clusterId, replicaId: cur.replicaId, incarnation, promisedBallot: cur.promisedBallot, logEpoch: cur.logEpoch });
+  const opened = SegmentLog.open(fs, logDirOf(o.dataDir), { segmentBytes: o.segmentBytes });
+  const records: Uint8Array[] = [];
+  for (const r of opened.records) records.push(storedToBytes(r.type, r.decree, r.ballot, r.payload));
+  return {
+    meta, log: opened.log,
+    recovered: {
+      type: 'recovered', incarnation, records, promisedAtLeast: meta.current.promisedBallot,
+      repairUpTo: opened.report.kind === 'corrupt' ? opened.report.repairDecreeMax : 0,
+      report: opened.report.message,
+    },
+  };
+}
+
+/** A stored record back into codec/records.ts bytes (the layout the core's codec reads). */
+function storedToBytes(type: number, decree: number, ballot: number, payload: Uint8Array): Uint8Array {
+  if (type === STORED_PROMISE || type === STORED_COMMIT) {
+    const out = new Uint8Array(9);
+    out[0] = type;
+    new DataView(out.buffer).setFloat64(1, type === STORED_PROMISE ? ballot : decree, true);
+    return out;
+  }
+  const out = new Uint8Array(RECORD_VALUE_PREFIX + payload.length);
+  const v = new DataView(out.buffer);
+  out[0] = type;
+  v.setFloat64(1, decree, true);
+  v.setFloat64(9, ballot, true);
+  out.set(payload, RECORD_VALUE_PREFIX);
+  return out;
+}
+
+export function runLogStage(o: LogStageInit, port: MessagePort): void {
+  let storage: ReturnType<typeof openStorage>;
+  try {
+    storage = openStorage(o);
+  } catch (e) {
+    port.postMessage({ type: 'failed', error: errorShape(e) });
+    return;
+  }
+  const { meta, log } = storage;
+  port.postMessage(storage.recovered);
+
+  const persist = new RingConsumer(o.shared.persist);
+  const durable = new RingProducer(o.shared.durable);
+  const counters = new Float64Array(o.shared.counters);
+  const flags = new Int32Array(o.shared.flags);
+  const seqBytes = new Uint8Array(8);
+  const seqView = new DataView(seqBytes.buffer);
+  let lastSeq = 0;
+  let markRepairedPending = false;
+  let promiseToMirror = meta.current.promisedBallot;
+  let bytes = 0;
+
+  const onRecord = (m: Uint8Array): void => {
+    const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
+    const seq = v.getFloat64(0, true);
+    const type = m[8]!;
+    if (seq === 0 && type === PERSIST_MARK_REPAIRED) {
+      markRepairedPending = true;
+      return;
+    }
+    if (type === STORED_PROMISE) {
+      const ballot = v.getFloat64(9, true);
+      log.append(type, 0, ballot, EMPTY);
+      if (ballot > promiseToMirror) promiseToMirror = ballot;
+    } else if (type === STORED_COMMIT) {
+      log.append(type, v.getFloat64(9, true), 0, EMPTY);
+    } else if (type === STORED_ACCEPT || type === STORED_LEARNED) {
+      const ballot = v.getFloat64(17, true);
+      log.append(type, v.getFloat64(9, true), ballot, m.subarray(8 + RECORD_VALUE_PREFIX));
+      if (type === STORED_ACCEPT && ballot > promiseToMirror) promiseToMirror = ballot;
+    } else {
+      throw new Error(`log stage: unknown record type ${type}`);
+    }
+    bytes += m.length;
+    lastSeq = seq;
+  };
+
+  let backoffMs = 10;
+  while (Atomics.load(flags, F_STOP) === 0) {
+    persist.waitForData(WAIT_MS);
+    persist.drain(onRecord, GROUP_RECORDS_MAX);
+    if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) continue;
+    counters[C_APPENDED_SEQ] = lastSeq;
+    const t0 = performance.now();
+    try {
+      if (log.failed === null) log.sync();
+      else log.recoverAfterFailure();
+      const cur = meta.current;
+      if (promiseToMirror > cur.promisedBallot) {
+        meta.write({ clusterId: cur.clusterId, replicaId: cur.replicaId, incarnation: cur.incarnation, logEpoch: cur.logEpoch, promisedBallot: promiseToMirror });
+      }
+      if (markRepairedPending) {
+        log.markRepaired();
+        markRepairedPending = false;
+      }
+      backoffMs = 10;
+    } catch (e) {
+      counters[C_LOG_FAILURES]!++;
+      port.postMessage({ type: 'logError', error: errorShape(e) });
+      // Nothing since the last good sync is acknowledged; wait, then rewrite it (never retry
+      // the failed fdatasync itself).
+      Atomics.wait(flags, F_STOP, 0, backoffMs);
+      backoffMs = Math.min(2000, backoffMs * 2);
+      continue;
+    }
+    const micros = (performance.now() - t0) * 1000;
+    counters[fsyncHistogramSlot(micros)]!++;
+    counters[C_FSYNCS]!++;
+    counters[C_LOG_BYTES] = bytes;
+    counters[C_DURABLE_SEQ] = lastSeq;
+    seqView.setFloat64(0, lastSeq, true);
+    while (!durable.tryPush(seqBytes)) durable.waitForRoom(8, WAIT_MS);
+    durable.publish();
+  }
+  log.close();
+  port.postMessage({ type: 'closed' });
+}
+
+const EMPTY = new Uint8Array(0);

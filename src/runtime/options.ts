@@ -1,0 +1,150 @@
+/**
+ * Options of a running replica (createReplica), with units in their names, validated once into a
+ * frozen object; a bad value throws PAXLINE_BAD_OPTION naming the field.
+ *
+ * Timers: the network stage ticks the core every `tickMs`; the core counts in ticks, so the
+ * millisecond options are converted here (rounded up) and must keep the core's ordering
+ * checkQuorum < newLeaderGracePeriod ≤ electionTimeoutMin (validated by the core as well).
+ */
+import { badOption } from './errors.js';
+
+export interface MemberAddress {
+  readonly id: number;
+  /** Where peers reach this replica's replica protocol (TCP). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ReplicaOptions {
+  /** Names the replica set; frames and data directories of another cluster are refused. */
+  readonly clusterId: string;
+  readonly replicaId: number;
+  /** Every member, this replica included, with its peer address. */
+  readonly members: readonly MemberAddress[];
+  /** Where the log, promise metadata and checkpoints live (a real disk: fdatasync is used). */
+  readonly dataDir: string;
+  /**
+   * Allow an empty data directory: only for a new cluster. A member whose disk was wiped must not
+   * rejoin under its old id with init (it would forget its promises). Default false.
+   */
+  readonly init?: boolean;
+  /** Module path (or file: URL) of the state machine; see src/runtime/state-machine.ts. */
+  readonly stateMachine: string;
+  /** Passed to the state machine factory (must be structured-cloneable). */
+  readonly stateMachineOptions?: unknown;
+  /** Core tick period, ms. Default 20. */
+  readonly tickMs?: number;
+  /** Election timeout drawn in [min, max], ms. Defaults 300 and 600. */
+  readonly electionTimeoutMsMin?: number;
+  readonly electionTimeoutMsMax?: number;
+  /** Primary heartbeat period, ms. Default 40. */
+  readonly heartbeatMs?: number;
+  /** Decrees in flight at once. Default 32. */
+  readonly pipelineDepth?: number;
+  /** Commands per decree at most. Default 1024. */
+  readonly batchCountMax?: number;
+  /** Bytes of commands per decree at most. Default 64 KiB. */
+  readonly batchBytesMax?: number;
+  /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */
+  readonly inflightMax?: number;
+  /** Take a checkpoint every this many executed decrees (0 = never). Default 10000. */
+  readonly checkpointEveryDecrees?: number;
+  /** Checkpoints kept. Default 2. */
+  readonly checkpointsKept?: number;
+  /** Capacity of each inter-stage ring, bytes (a power of two). Default 16 MiB. */
+  readonly ringBytes?: number;
+  /** Log segment size, bytes. Default 64 MiB. */
+  readonly segmentBytes?: number;
+}
+
+export interface ResolvedReplicaOptions {
+  readonly clusterId: string;
+  readonly replicaId: number;
+  readonly members: readonly MemberAddress[];
+  readonly dataDir: string;
+  readonly init: boolean;
+  readonly stateMachine: string;
+  readonly stateMachineOptions: unknown;
+  readonly tickMs: number;
+  readonly electionTimeoutTicksMin: number;
+  readonly electionTimeoutTicksMax: number;
+  readonly heartbeatTicks: number;
+  readonly checkQuorumTicks: number;
+  readonly newLeaderGracePeriodTicks: number;
+  readonly pipelineDepth: number;
+  readonly batchCountMax: number;
+  readonly batchBytesMax: number;
+  readonly inflightMax: number;
+  readonly checkpointEveryDecrees: number;
+  readonly checkpointsKept: number;
+  readonly ringBytes: number;
+  readonly segmentBytes: number;
+}
+
+function int(field: string, v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo || v > hi) {
+    throw badOption(field, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  }
+  return v;
+}
+
+function str(field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) throw badOption(field, `must be a non-empty string, got ${String(v)}`);
+  return v;
+}
+
+export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions {
+  if (typeof o !== 'object' || o === null) throw badOption('options', 'must be an object');
+  const clusterId = str('clusterId', o.clusterId);
+  if (Buffer.byteLength(clusterId) > 255) throw badOption('clusterId', 'must be at most 255 bytes of UTF-8');
+  const replicaId = int('replicaId', o.replicaId, 0, 1023);
+  if (!Array.isArray(o.members) || o.members.length === 0) throw badOption('members', 'must be a non-empty array');
+  const ids = new Set<number>();
+  const members = o.members.map((m, i) => {
+    if (typeof m !== 'object' || m === null) throw badOption(`members[${i}]`, 'must be { id, host, port }');
+    const id = int(`members[${i}].id`, m.id, 0, 1023);
+    if (ids.has(id)) throw badOption(`members[${i}].id`, `duplicate id ${id}`);
+    ids.add(id);
+    return Object.freeze({ id, host: str(`members[${i}].host`, m.host), port: int(`members[${i}].port`, m.port, 0, 65535) });
+  });
+  if (!ids.has(replicaId)) throw badOption('members', `must include replicaId ${replicaId}`);
+  const dataDir = str('dataDir', o.dataDir);
+  const init = o.init ?? false;
+  if (typeof init !== 'boolean') throw badOption('init', 'must be a boolean');
+  const stateMachine = str('stateMachine', o.stateMachine);
+  const tickMs = int('tickMs', o.tickMs ?? 20, 1, 10_000);
+  const ticks = (ms: number): number => Math.max(1, Math.ceil(ms / tickMs));
+  const eMin = int('electionTimeoutMsMin', o.electionTimeoutMsMin ?? 300, 1);
+  const eMax = int('electionTimeoutMsMax', o.electionTimeoutMsMax ?? 600, eMin);
+  const heartbeatMs = int('heartbeatMs', o.heartbeatMs ?? 40, 1);
+  const electionTimeoutTicksMin = ticks(eMin);
+  if (electionTimeoutTicksMin < 4) {
+    throw badOption('electionTimeoutMsMin', `must be at least 4 ticks (${4 * tickMs} ms at tickMs ${tickMs})`);
+  }
+  const heartbeatTicks = ticks(heartbeatMs);
+  // The core's ordering: checkQuorum < grace ≤ electionMin; heartbeats well inside checkQuorum.
+  const newLeaderGracePeriodTicks = Math.max(2, Math.floor(electionTimeoutTicksMin * 0.8));
+  const checkQuorumTicks = Math.max(1, Math.floor(electionTimeoutTicksMin * 0.6));
+  if (heartbeatTicks * 2 > checkQuorumTicks) {
+    throw badOption('heartbeatMs', `must be at most 30% of electionTimeoutMsMin (${eMin} ms)`);
+  }
+  const ringBytes = int('ringBytes', o.ringBytes ?? 16 * 1024 * 1024, 1 << 16, 1 << 30);
+  if ((ringBytes & (ringBytes - 1)) !== 0) throw badOption('ringBytes', 'must be a power of two');
+  const batchBytesMax = int('batchBytesMax', o.batchBytesMax ?? 64 * 1024, 64, ringBytes / 8);
+  return Object.freeze({
+    clusterId, replicaId, members: Object.freeze(members), dataDir, init, stateMachine,
+    stateMachineOptions: o.stateMachineOptions ?? null,
+    tickMs,
+    electionTimeoutTicksMin,
+    electionTimeoutTicksMax: Math.max(electionTimeoutTicksMin, ticks(eMax)),
+    heartbeatTicks, checkQuorumTicks, newLeaderGracePeriodTicks,
+    pipelineDepth: int('pipelineDepth', o.pipelineDepth ?? 32, 1, 4096),
+    batchCountMax: int('batchCountMax', o.batchCountMax ?? 1024, 1, 1 << 20),
+    batchBytesMax,
+    inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
+    checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 10_000, 0),
+    checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
+    ringBytes,
+    segmentBytes: int('segmentBytes', o.segmentBytes ?? 64 * 1024 * 1024, 4096),
+  });
+}

@@ -1,0 +1,401 @@
+/**
+ * The public façade of a running replica (DESIGN §1, §4): the only part on the application's
+ * main thread. It starts the three stage workers, submits commands through the proposal ring and
+ * resolves replicate() promises from the completion ring, matched by request seq.
+ *
+ *   const replica = await createReplica({ clusterId, replicaId, members, dataDir, stateMachine });
+ *   const result = await replica.replicate(commandBytes);
+ *
+ * Start-up order: the log stage recovers (and checks the data directory), then the apply stage
+ * loads the newest valid checkpoint, then the consensus stage restores the core from the
+ * recovered records and opens its peer port.
+ *
+ * Rejections (coded errors, see errors.ts): PAXLINE_NOT_PRIMARY (with `primary`, the primary's
+ * id when known) only for a command that was never proposed; PAXLINE_OUTCOME_UNKNOWN for one that
+ * was proposed before leadership was lost (it may still execute); PAXLINE_BUSY past inflightMax
+ * outstanding calls; PAXLINE_SHUTTING_DOWN once close() started.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { createDoorbell, Doorbell } from '../ring/doorbell.js';
+import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import type { ConsensusEvent, RejectionKind } from './consensus-stage.js';
+import { PaxlineError, revive, type ErrorShape } from './errors.js';
+import type { LogRecovered } from './log-stage.js';
+import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
+import {
+  C_APPENDED_SEQ, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
+  C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES,
+  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
+  createStageShared, F_STOP, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
+} from './stage-protocol.js';
+import type { ReplicaRole } from './state-machine.js';
+
+export interface FastReadOptions {
+  /** Serve only once this replica has executed at least (its known commit point − this). Default 0. */
+  readonly maxLagDecrees?: number;
+  /** Reject with PAXLINE_TIMEOUT after this long. Default 5000. */
+  readonly timeoutMs?: number;
+}
+
+export interface ReplicaStatus {
+  readonly replicaId: number;
+  readonly role: ReplicaRole;
+  /** The primary's id when known, else -1. */
+  readonly primary: number;
+  readonly ballot: number;
+  readonly incarnation: number;
+  readonly peerPort: number;
+  readonly decrees: { readonly committed: number; readonly executed: number; readonly proposed: number; readonly checkpoint: number };
+  readonly log: { readonly appendedSeq: number; readonly durableSeq: number; readonly fsyncs: number; readonly bytes: number; readonly failures: number; readonly fsyncP50Ms: number; readonly fsyncP99Ms: number };
+  readonly commandsExecuted: number;
+  readonly checkpoints: number;
+  readonly elections: number;
+  readonly messages: { readonly sent: number; readonly received: number };
+  readonly outstanding: number;
+  /** The consensus stage's own view: core status and stats, transport stats. */
+  readonly consensus: unknown;
+}
+
+interface Pending {
+  readonly resolve: (v: Uint8Array) => void;
+  readonly reject: (e: Error) => void;
+}
+
+const WORKERS = new URL('../../workers/', import.meta.url);
+const STARTUP_TIMEOUT_MS = 60_000;
+
+function once<T>(worker: Worker, what: string, accept: (m: { type: string }) => boolean): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new PaxlineError('PAXLINE_STAGE_FAILED', `${what}: no answer in ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+    const onMessage = (m: { type: string; error?: ErrorShape }): void => {
+      if (m.type === 'failed') {
+        done();
+        reject(revive(m.error!));
+      } else if (accept(m)) {
+        done();
+        resolve(m as T);
+      }
+    };
+    const onExit = (code: number): void => {
+      done();
+      reject(new PaxlineError('PAXLINE_STAGE_FAILED', `${what}: worker exited with code ${code}`));
+    };
+    const onError = (e: Error): void => {
+      done();
+      reject(e);
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
+      worker.off('error', onError);
+    };
+    worker.on('message', onMessage);
+    worker.on('exit', onExit);
+    worker.on('error', onError);
+  });
+}
+
+export class PaxlineReplica extends EventEmitter {
+  readonly replicaId: number;
+  private readonly pending = new Map<number, Pending>();
+  private readonly reads = new Map<number, Pending & { timer: NodeJS.Timeout }>();
+  private readonly statusWaiters = new Map<number, (s: unknown) => void>();
+  private readonly proposals: RingProducer;
+  private readonly completions: RingConsumer;
+  private readonly counters: Float64Array;
+  private readonly overflow: Uint8Array[] = [];
+  private nextSeq = 0;
+  private nextRead = 0;
+  private publishScheduled = false;
+  private closing: Promise<void> | null = null;
+  private failed: Error | null = null;
+  private currentRole: ReplicaRole = 'secondary';
+  private currentPrimary = -1;
+
+  private constructor(
+    private readonly o: ResolvedReplicaOptions,
+    private readonly shared: StageShared,
+    doorbell: SharedArrayBuffer,
+    readonly incarnation: number,
+    readonly peerPort: number,
+    private readonly logWorker: Worker,
+    private readonly applyWorker: Worker,
+    private readonly consensusWorker: Worker,
+  ) {
+    super();
+    this.replicaId = o.replicaId;
+    this.proposals = new RingProducer(shared.proposals, new Doorbell(doorbell));
+    this.completions = new RingConsumer(shared.completions);
+    this.counters = new Float64Array(shared.counters);
+    consensusWorker.on('message', (m: ConsensusEvent) => this.onConsensus(m));
+    for (const [w, name] of [[logWorker, 'log'], [applyWorker, 'apply'], [consensusWorker, 'consensus']] as const) {
+      w.on('message', (m: { type: string; error?: ErrorShape }) => {
+        if (m.type === 'failed') this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage failed: ${m.error!.code}: ${m.error!.message}`));
+        else if (m.type === 'logError') this.emit('logError', revive(m.error!));
+      });
+      w.on('error', (e) => this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage crashed: ${e.message}`)));
+      w.on('exit', (code) => {
+        if (this.closing === null) this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage exited with code ${code}`));
+      });
+    }
+    applyWorker.on('message', (m: { type: string; id?: number }) => {
+      if (m.type === 'checkpointed') this.statusWaiters.get(-(m.id ?? 0))?.(m);
+    });
+    void this.completionLoop();
+  }
+
+  static async create(options: ReplicaOptions): Promise<PaxlineReplica> {
+    const o = resolveReplicaOptions(options);
+    const shared = createStageShared(o.ringBytes);
+    const doorbell = createDoorbell();
+    const logWorker = new Worker(new URL('log.worker.js', WORKERS), {
+      workerData: { shared, dataDir: o.dataDir, clusterId: o.clusterId, replicaId: o.replicaId, init: o.init, segmentBytes: o.segmentBytes },
+      name: `paxline-log-r${o.replicaId}`,
+    });
+    const started: Worker[] = [logWorker];
+    try {
+      const recovered = await once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered');
+      const applyWorker = new Worker(new URL('apply.worker.js', WORKERS), {
+        workerData: { options: o, shared, incarnation: recovered.incarnation },
+        name: `paxline-apply-r${o.replicaId}`,
+      });
+      started.push(applyWorker);
+      const ready = await once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready');
+      const consensusWorker = new Worker(new URL('consensus.worker.js', WORKERS), {
+        workerData: {
+          options: o, shared, doorbell, incarnation: recovered.incarnation, records: recovered.records,
+          promisedAtLeast: recovered.promisedAtLeast, repairUpTo: recovered.repairUpTo, executedUpTo: ready.executedUpTo,
+        },
+        name: `paxline-consensus-r${o.replicaId}`,
+      });
+      started.push(consensusWorker);
+      const listening = await once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening');
+      return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);
+    } catch (e) {
+      Atomics.store(new Int32Array(shared.flags), F_STOP, 1);
+      await Promise.all(started.map((w) => w.terminate()));
+      throw e;
+    }
+  }
+
+  get role(): ReplicaRole {
+    return this.currentRole;
+  }
+
+  /** The primary's replica id when known, else -1. */
+  get primary(): number {
+    return this.currentPrimary;
+  }
+
+  /**
+   * Submits a command; resolves with the state machine's result once the command is committed
+   * and executed on this replica. The bytes are copied at once (the caller may reuse its buffer).
+   */
+  replicate(command: Uint8Array): Promise<Uint8Array> {
+    if (this.closing !== null || this.failed !== null) {
+      return Promise.reject(this.failed ?? new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica is closing'));
+    }
+    if (!(command instanceof Uint8Array)) return Promise.reject(new PaxlineError('PAXLINE_BAD_OPTION', 'command must be a Uint8Array', { field: 'command' }));
+    if (this.pending.size >= this.o.inflightMax) {
+      return Promise.reject(new PaxlineError('PAXLINE_BUSY', `${this.pending.size} calls outstanding (inflightMax ${this.o.inflightMax})`));
+    }
+    if (command.length + REQUEST_HEADER_BYTES > this.o.batchBytesMax) {
+      return Promise.reject(new PaxlineError('PAXLINE_BAD_OPTION', `command of ${command.length} bytes exceeds batchBytesMax`, { field: 'command' }));
+    }
+    const seq = ++this.nextSeq;
+    const wrapped = new Uint8Array(REQUEST_HEADER_BYTES + command.length);
+    const v = new DataView(wrapped.buffer);
+    v.setUint32(0, this.replicaId, true);
+    v.setUint32(4, this.incarnation, true);
+    v.setFloat64(8, seq, true);
+    wrapped.set(command, REQUEST_HEADER_BYTES);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      if (this.overflow.length > 0 || !this.proposals.tryPush(wrapped)) {
+        this.overflow.push(wrapped);
+        if (this.overflow.length === 1) void this.drainOverflow();
+      }
+      if (!this.publishScheduled) {
+        this.publishScheduled = true;
+        queueMicrotask(() => {
+          this.publishScheduled = false;
+          this.proposals.publish();
+        });
+      }
+    });
+  }
+
+  /**
+   * A read answered from this replica's state without going through the log: possibly stale,
+   * by at most `maxLagDecrees` behind the commit point this replica knows.
+   */
+  fastRead(query: Uint8Array, options: FastReadOptions = {}): Promise<Uint8Array> {
+    if (this.closing !== null || this.failed !== null) {
+      return Promise.reject(this.failed ?? new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica is closing'));
+    }
+    const lag = options.maxLagDecrees ?? 0;
+    const timeoutMs = options.timeoutMs ?? 5000;
+    if (!Number.isSafeInteger(lag) || lag < 0) return Promise.reject(new PaxlineError('PAXLINE_BAD_OPTION', 'maxLagDecrees must be an integer ≥ 0', { field: 'maxLagDecrees' }));
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return Promise.reject(new PaxlineError('PAXLINE_BAD_OPTION', 'timeoutMs must be > 0', { field: 'timeoutMs' }));
+    const id = ++this.nextRead;
+    const minDecree = Math.max(0, this.counters[C_COMMITTED]! - lag);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(id);
+        reject(new PaxlineError('PAXLINE_TIMEOUT', `fast read: not caught up to decree ${minDecree} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.reads.set(id, { resolve, reject, timer });
+      this.applyWorker.postMessage({ type: 'read', id, minDecree, query });
+    });
+  }
+
+  async status(): Promise<ReplicaStatus> {
+    const c = this.counters;
+    const consensus = this.closing === null && this.failed === null ? await this.ask() : null;
+    return {
+      replicaId: this.replicaId, role: this.currentRole, primary: this.currentPrimary, ballot: c[3]!,
+      incarnation: this.incarnation, peerPort: this.peerPort,
+      decrees: { committed: c[C_COMMITTED]!, executed: c[C_EXECUTED]!, proposed: c[C_DECREES_PROPOSED]!, checkpoint: c[C_CHECKPOINT_DECREE]! },
+      log: {
+        appendedSeq: c[C_APPENDED_SEQ]!, durableSeq: c[C_DURABLE_SEQ]!, fsyncs: c[C_FSYNCS]!, bytes: c[C_LOG_BYTES]!,
+        failures: c[C_LOG_FAILURES]!, fsyncP50Ms: fsyncQuantileMs(c, 0.5), fsyncP99Ms: fsyncQuantileMs(c, 0.99),
+      },
+      commandsExecuted: c[C_COMMANDS_EXECUTED]!, checkpoints: c[C_CHECKPOINTS]!, elections: c[C_ELECTIONS]!,
+      messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },
+      outstanding: this.pending.size,
+      consensus,
+    };
+  }
+
+  /** Takes a checkpoint now (after the decrees executed so far); resolves with its decree. */
+  checkpoint(): Promise<number> {
+    const id = ++this.nextRead;
+    return new Promise((resolve) => {
+      this.statusWaiters.set(-id, (m) => {
+        this.statusWaiters.delete(-id);
+        resolve((m as { decree: number }).decree);
+      });
+      this.applyWorker.postMessage({ type: 'checkpointNow', id });
+    });
+  }
+
+  /** Stops the stages in order (consensus, log, apply); rejects what is outstanding. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const waitClosed = (w: Worker): Promise<void> => new Promise((resolve) => {
+      const t = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
+      const done = (): void => { clearTimeout(t); resolve(); };
+      w.on('message', (m: { type: string }) => { if (m.type === 'closed') done(); });
+      w.once('exit', done);
+    });
+    const consensusClosed = waitClosed(this.consensusWorker);
+    this.consensusWorker.postMessage({ type: 'close' });
+    await consensusClosed;
+    Atomics.store(new Int32Array(this.shared.flags), F_STOP, 1);
+    const logClosed = waitClosed(this.logWorker);
+    await logClosed;
+    const applyClosed = waitClosed(this.applyWorker);
+    this.applyWorker.postMessage({ type: 'close' });
+    await applyClosed;
+    const err = new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica closed before the command completed');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const r of this.reads.values()) { clearTimeout(r.timer); r.reject(err); }
+    this.reads.clear();
+    await Promise.all([this.consensusWorker.terminate(), this.logWorker.terminate(), this.applyWorker.terminate()]);
+  }
+
+  private fail(e: Error): void {
+    if (this.failed !== null || this.closing !== null) return;
+    this.failed = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    this.emit('error', e);
+    void this.close();
+  }
+
+  private ask(): Promise<unknown> {
+    const id = ++this.nextRead;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.statusWaiters.delete(id); resolve(null); }, 2000);
+      this.statusWaiters.set(id, (s) => { clearTimeout(t); this.statusWaiters.delete(id); resolve(s); });
+      this.consensusWorker.postMessage({ type: 'status', id });
+    });
+  }
+
+  private onConsensus(m: ConsensusEvent): void {
+    if (m.type === 'rejected') {
+      const err = rejection(m.kind, m.primary);
+      for (const seq of m.seqs) {
+        const p = this.pending.get(seq);
+        if (!p) continue;
+        this.pending.delete(seq);
+        p.reject(err);
+      }
+    } else if (m.type === 'role') {
+      this.currentRole = m.role;
+      this.currentPrimary = m.primary;
+      this.applyWorker.postMessage({ type: 'notifyStatus', role: m.role, primary: m.primary, ballot: m.ballot });
+      this.emit('role', { role: m.role, primary: m.primary, ballot: m.ballot });
+      if (m.role === 'primary') this.emit('primary', { primary: m.primary, ballot: m.ballot });
+    } else if (m.type === 'status') {
+      this.statusWaiters.get(m.id)?.(m.status);
+    }
+  }
+
+  private async drainOverflow(): Promise<void> {
+    while (this.overflow.length > 0 && this.closing === null) {
+      let i = 0;
+      while (i < this.overflow.length && this.proposals.tryPush(this.overflow[i]!)) i++;
+      if (i > 0) {
+        this.overflow.splice(0, i);
+        this.proposals.publish();
+      }
+      if (this.overflow.length > 0) await this.proposals.waitForRoomAsync(this.overflow[0]!.length, 50);
+    }
+  }
+
+  private async completionLoop(): Promise<void> {
+    const onCompletion = (m: Uint8Array): void => {
+      const kind = m[0];
+      const id = new DataView(m.buffer, m.byteOffset + 1, 8).getFloat64(0, true);
+      const result = m.slice(9);
+      if (kind === COMPLETION_RESULT) {
+        const p = this.pending.get(id);
+        if (!p) return;
+        this.pending.delete(id);
+        p.resolve(result);
+      } else if (kind === COMPLETION_READ || kind === COMPLETION_READ_ERROR) {
+        const r = this.reads.get(id);
+        if (!r) return;
+        this.reads.delete(id);
+        clearTimeout(r.timer);
+        if (kind === COMPLETION_READ) r.resolve(result);
+        else r.reject(revive(JSON.parse(new TextDecoder().decode(result)) as ErrorShape));
+      }
+    };
+    while (this.closing === null && this.failed === null) {
+      if (this.completions.drain(onCompletion) === 0) await this.completions.waitForDataAsync(200);
+    }
+    this.completions.drain(onCompletion);
+  }
+}
+
+function rejection(kind: RejectionKind, primary: number): PaxlineError {
+  if (kind === 'notPrimary') {
+    return new PaxlineError('PAXLINE_NOT_PRIMARY', `not the primary${primary >= 0 ? ` (primary: replica ${primary})` : ''}`, primary >= 0 ? { primary } : {});
+  }
+  if (kind === 'busy') return new PaxlineError('PAXLINE_BUSY', 'the primary\'s proposal queue is full');
+  return new PaxlineError('PAXLINE_OUTCOME_UNKNOWN', 'leadership was lost after the command was proposed: it may or may not execute');
+}
+
+/** Starts a replica: see PaxlineReplica and ReplicaOptions. */
+export function createReplica(options: ReplicaOptions): Promise<PaxlineReplica> {
+  return PaxlineReplica.create(options);
+}

@@ -1,0 +1,97 @@
+/**
+ * What the stages of one replica share (DESIGN §1): the SharedArrayBuffer rings between them,
+ * a block of counters, and the byte layouts of ring messages. Created by the main thread and
+ * handed to every worker in its workerData.
+ *
+ *   main ──proposals──► network+consensus ──persist──► log-fsync ──durable──► network+consensus
+ *                        │ ──execute──► apply ──completions──► main
+ *   main ──reads──► apply
+ *
+ * Ring messages (little-endian):
+ *   proposal    u32 origin replica | u32 incarnation | f64 request seq | command bytes
+ *               (the request id travels inside the decree, so a completion is matched by it,
+ *               never by decree number: a decree refilled by a new primary resolves nobody)
+ *   persist     f64 record seq | codec/records.ts encoding of the core's LogRecord
+ *   durable     f64 durable seq (every record ≤ it is on disk)
+ *   execute     codec/records.ts encoding of an accept record (decree, ballot, value)
+ *   read        f64 read id | f64 minimum executed decree | query bytes
+ *   completion  u8 kind | f64 id | result bytes (kind: COMPLETION_*)
+ *
+ * Counters: Float64 slots, each written by one stage only (single writer; readers may see a
+ * value one update old, never a torn one on the 64-bit platforms Node supports).
+ */
+import { createRingBuffer } from '../ring/spsc-ring.js';
+
+export const REQUEST_HEADER_BYTES = 16;
+
+export const COMPLETION_RESULT = 1;
+export const COMPLETION_READ = 2;
+export const COMPLETION_READ_ERROR = 3;
+
+/** Counter slots. */
+export const C_COMMITTED = 0; // consensus
+export const C_ROLE = 1; // consensus: 0 secondary, 1 preparing, 2 primary
+export const C_PRIMARY = 2; // consensus: known primary id or -1
+export const C_BALLOT = 3; // consensus
+export const C_DURABLE_SEQ = 4; // log
+export const C_APPENDED_SEQ = 5; // log
+export const C_FSYNCS = 6; // log
+export const C_LOG_BYTES = 7; // log
+export const C_EXECUTED = 8; // apply
+export const C_COMMANDS_EXECUTED = 9; // apply
+export const C_CHECKPOINTS = 10; // apply
+export const C_CHECKPOINT_DECREE = 11; // apply
+export const C_DECREES_PROPOSED = 12; // consensus
+export const C_ELECTIONS = 13; // consensus
+export const C_LOG_FAILURES = 14; // log
+export const C_MESSAGES_SENT = 15; // consensus
+export const C_MESSAGES_RECEIVED = 16; // consensus
+/** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
+export const C_FSYNC_HIST = 32;
+export const FSYNC_HIST_BUCKETS = 24;
+export const COUNTER_SLOTS = C_FSYNC_HIST + FSYNC_HIST_BUCKETS;
+
+/** Int32 flag slots. */
+export const F_STOP = 0; // main: every stage winds down
+
+export interface StageShared {
+  readonly proposals: SharedArrayBuffer;
+  readonly persist: SharedArrayBuffer;
+  readonly durable: SharedArrayBuffer;
+  readonly execute: SharedArrayBuffer;
+  readonly reads: SharedArrayBuffer;
+  readonly completions: SharedArrayBuffer;
+  readonly counters: SharedArrayBuffer;
+  readonly flags: SharedArrayBuffer;
+}
+
+export function createStageShared(ringBytes: number): StageShared {
+  return {
+    proposals: createRingBuffer(ringBytes),
+    persist: createRingBuffer(ringBytes * 2),
+    durable: createRingBuffer(1 << 16),
+    execute: createRingBuffer(ringBytes * 2),
+    reads: createRingBuffer(1 << 20),
+    completions: createRingBuffer(ringBytes),
+    counters: new SharedArrayBuffer(COUNTER_SLOTS * 8),
+    flags: new SharedArrayBuffer(16),
+  };
+}
+
+export function fsyncHistogramSlot(micros: number): number {
+  const k = micros < 1 ? 0 : Math.floor(Math.log2(micros));
+  return C_FSYNC_HIST + Math.min(FSYNC_HIST_BUCKETS - 1, k);
+}
+
+/** Quantile (0..1) of the shared fsync histogram, ms (upper bound of the bucket it falls in). */
+export function fsyncQuantileMs(counters: Float64Array, q: number): number {
+  let total = 0;
+  for (let k = 0; k < FSYNC_HIST_BUCKETS; k++) total += counters[C_FSYNC_HIST + k]!;
+  if (total === 0) return 0;
+  let seen = 0;
+  for (let k = 0; k < FSYNC_HIST_BUCKETS; k++) {
+    seen += counters[C_FSYNC_HIST + k]!;
+    if (seen >= q * total) return 2 ** (k + 1) / 1000;
+  }
+  return 2 ** FSYNC_HIST_BUCKETS / 1000;
+}
