@@ -3,11 +3,12 @@
  * their index, in random sizes, publishing in random batches, sleeping when the ring is full.
  */
 import { workerData, parentPort } from 'node:worker_threads';
+import { Doorbell } from '../src/ring/doorbell.js';
 import { RingProducer } from '../src/ring/spsc-ring.js';
 import { Random } from '../src/util/random.js';
 
-const { buffer, count, seed } = workerData as { buffer: SharedArrayBuffer; count: number; seed: number };
-const producer = new RingProducer(buffer);
+const { buffer, count, seed, doorbell } = workerData as { buffer: SharedArrayBuffer; count: number; seed: number; doorbell?: SharedArrayBuffer };
+const producer = new RingProducer(buffer, doorbell ? new Doorbell(doorbell) : null);
 const rng = new Random(seed);
 let sleeps = 0;
 let sent = 0;

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
+import { createDoorbell, Doorbell } from '../src/ring/doorbell.js';
 import { RingConsumer, RingError, RingProducer, createRingBuffer } from '../src/ring/spsc-ring.js';
 
 test('ring: random pushes and drains behave like a FIFO queue, across wrap-around', () => {
@@ -90,4 +91,74 @@ test('ring: two threads, every byte checked, no lost wake-ups', async () => {
   assert.equal(next, count);
   assert.equal(lostWakeups, 0);
   assert.ok(sleeps + producerSleeps > 0, 'the test exercised sleeping');
+});
+
+test('ring: one event-loop consumer of two rings behind a doorbell (waitAsync), every byte checked, no lost wake-ups', async () => {
+  const count = 100_000;
+  const bell = createDoorbell();
+  const rings = [createRingBuffer(1 << 12), createRingBuffer(1 << 13)];
+  const here = dirname(fileURLToPath(import.meta.url));
+  const workers = rings.map((buffer, i) => new Worker(join(here, 'ring-producer.worker.js'), {
+    workerData: { buffer, count, seed: 17 + i, doorbell: bell },
+  }));
+  const done = workers.map((w) => new Promise<{ sleeps: number }>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  }));
+  const consumers = rings.map((b) => new RingConsumer(b));
+  const next = [0, 0];
+  const doorbell = new Doorbell(bell);
+  let lostWakeups = 0;
+  let waits = 0;
+  const hasWork = (): boolean => consumers.some((c) => !c.isEmpty());
+  const deadline = Date.now() + 60_000;
+  while (next[0]! < count || next[1]! < count) {
+    if (Date.now() > deadline) assert.fail(`stalled at ${next.join(', ')}`);
+    const timedOut = await doorbell.wait(hasWork, 2000);
+    waits++;
+    if (timedOut && hasWork()) lostWakeups++;
+    consumers.forEach((c, i) => c.drain((m) => {
+      const dv = new DataView(m.buffer, m.byteOffset, m.byteLength);
+      assert.equal(dv.getUint32(0, true), next[i], 'messages arrive in order');
+      for (let k = 4; k < m.length; k++) {
+        if (m[k] !== ((next[i]! * 31 + k) & 0xff)) assert.fail(`byte ${k} of message ${next[i]} of ring ${i} is wrong`);
+      }
+      next[i]!++;
+    }));
+  }
+  await Promise.all(done);
+  await Promise.all(workers.map((w) => w.terminate()));
+  assert.deepEqual(next, [count, count]);
+  assert.equal(lostWakeups, 0);
+  assert.ok(waits > 0 && doorbell.wakeups > 0, 'the test exercised sleeping on the doorbell');
+});
+
+test('ring: waitForDataAsync wakes an event-loop consumer without lost wake-ups', async () => {
+  const count = 100_000;
+  const buf = createRingBuffer(1 << 12);
+  const here = dirname(fileURLToPath(import.meta.url));
+  const worker = new Worker(join(here, 'ring-producer.worker.js'), { workerData: { buffer: buf, count, seed: 23 } });
+  const done = new Promise<{ sleeps: number }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const c = new RingConsumer(buf);
+  let next = 0;
+  let lostWakeups = 0;
+  let slept = 0;
+  const deadline = Date.now() + 60_000;
+  while (next < count) {
+    if (Date.now() > deadline) assert.fail(`stalled at message ${next}`);
+    const outcome = await c.waitForDataAsync(2000);
+    if (outcome !== 'ready') slept++;
+    if (outcome === 'timed-out' && !c.isEmpty()) lostWakeups++;
+    c.drain((m) => {
+      assert.equal(new DataView(m.buffer, m.byteOffset, m.byteLength).getUint32(0, true), next);
+      next++;
+    });
+  }
+  await done;
+  await worker.terminate();
+  assert.equal(lostWakeups, 0);
+  assert.ok(slept > 0, 'the consumer slept at least once');
 });
