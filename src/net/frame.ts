@@ -86,7 +86,8 @@ export function sealFrame(frame: Uint8Array, h: FrameHeader): void {
   frame[8] = h.version;
   dv.setUint32(9, h.clusterTag, true);
   dv.setUint32(13, h.config, true);
-  dv.setUint32(4, crc32c(new Uint8Array(frame.buffer, frame.byteOffset + 8, frame.length - 8)), true);
+  const checked = new Uint8Array(frame.buffer, frame.byteOffset + 8, frame.length - 8);
+  dv.setUint32(4, crc32c(checked), true);
 }
 
 /** Frames a payload (a copy). The transport instead writes messages straight into the frame. */
@@ -116,6 +117,10 @@ function parseFrame(bytes: Uint8Array): Frame {
   };
 }
 
+function readU32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+
 /** Streaming frame decoder for one connection; see the invariants in the file header. */
 export class FrameDecoder {
   private frameBytesMax: number;
@@ -133,7 +138,8 @@ export class FrameDecoder {
 
   private static checkMax(n: number): number {
     if (!(Number.isInteger(n) && n >= FRAME_HEADER_BYTES && n <= FRAME_BYTES_MAX_LIMIT)) {
-      badArgument('frameBytesMax', `must be an integer in [${FRAME_HEADER_BYTES}, ${FRAME_BYTES_MAX_LIMIT}]`);
+      const range = `[${FRAME_HEADER_BYTES}, ${FRAME_BYTES_MAX_LIMIT}]`;
+      badArgument('frameBytesMax', `must be an integer in ${range}`);
     }
     return n;
   }
@@ -168,9 +174,7 @@ export class FrameDecoder {
       if (this.partial === null) {
         if (this.lengthFilled === 0 && n - at >= 4) {
           // Fast path: the length field is here; if the whole frame is too, take a view.
-          const total = this.frameTotal(
-            (chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 24)) >>> 0,
-          );
+          const total = this.frameTotal(readU32(chunk, at));
           if (n - at >= total) {
             frames.push(parseFrame(new Uint8Array(chunk.buffer, chunk.byteOffset + at, total)));
             at += total;
@@ -179,10 +183,12 @@ export class FrameDecoder {
           this.partial = new Uint8Array(total);
           this.partialFilled = 0;
         } else {
-          while (this.lengthFilled < 4 && at < n) this.lengthBytes[this.lengthFilled++] = chunk[at++]!;
+          while (this.lengthFilled < 4 && at < n) {
+            this.lengthBytes[this.lengthFilled++] = chunk[at++]!;
+          }
           if (this.lengthFilled < 4) break;
           const lb = this.lengthBytes;
-          const total = this.frameTotal((lb[0]! | (lb[1]! << 8) | (lb[2]! << 16) | (lb[3]! << 24)) >>> 0);
+          const total = this.frameTotal(readU32(lb, 0));
           this.partial = new Uint8Array(total);
           this.partial.set(lb, 0);
           this.partialFilled = 4;

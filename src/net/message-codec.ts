@@ -157,7 +157,7 @@ class Writer {
   }
 
   f64(n: number, field: string): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) badArgument(field, 'is not a non-negative safe integer');
+    if (!(Number.isSafeInteger(n) && n >= 0)) badArgument(field, 'is not a safe integer ≥ 0');
     this.dv.setFloat64(this.at, n, true);
     this.at += 8;
   }
@@ -312,7 +312,7 @@ class Reader {
     this.need(8, what);
     const n = this.dv.getFloat64(this.at, true);
     this.at += 8;
-    if (!(Number.isSafeInteger(n) && n >= 0)) badFrame(`${what} is not a non-negative safe integer`);
+    if (!(Number.isSafeInteger(n) && n >= 0)) badFrame(`${what} is not a safe integer ≥ 0`);
     return n;
   }
 
@@ -391,7 +391,13 @@ export function decodeMessage(bytes: Uint8Array): Message {
   return m;
 }
 
-function decodeBody(r: Reader, type: MessageType, from: number, to: number, config: number): Message {
+function decodeBody(
+  r: Reader,
+  type: MessageType,
+  from: number,
+  to: number,
+  config: number,
+): Message {
   switch (type) {
     case 'accept': {
       const ballot = r.f64('ballot');
@@ -414,7 +420,8 @@ function decodeBody(r: Reader, type: MessageType, from: number, to: number, conf
       const fromDecree = r.f64('fromDecree');
       const coverFrom = r.f64('coverFrom');
       const coverTo = r.f64('coverTo');
-      return { type, from, to, config, ballot, fromDecree, coverFrom, coverTo, entries: r.entries() };
+      const entries = r.entries();
+      return { type, from, to, config, ballot, fromDecree, coverFrom, coverTo, entries };
     }
     case 'prepareRefused': {
       const ballot = r.f64('ballot');
@@ -426,10 +433,13 @@ function decodeBody(r: Reader, type: MessageType, from: number, to: number, conf
     case 'statusResponse': {
       const committed = r.f64('committed');
       const promised = r.f64('promised');
-      return { type, from, to, config, committed, promised, primaryRecent: r.bool('primaryRecent') };
+      const primaryRecent = r.bool('primaryRecent');
+      return { type, from, to, config, committed, promised, primaryRecent };
     }
-    case 'fetch':
-      return { type, from, to, config, fromDecree: r.f64('fromDecree'), toDecree: r.f64('toDecree') };
+    case 'fetch': {
+      const fromDecree = r.f64('fromDecree');
+      return { type, from, to, config, fromDecree, toDecree: r.f64('toDecree') };
+    }
     case 'fetchReply': {
       const committed = r.f64('committed');
       return { type, from, to, config, entries: r.entries(), committed };

@@ -72,7 +72,12 @@ import {
   type Frame,
   type Hello,
 } from './frame.js';
-import { decodeMessage, encodedMessageBytes, peekMessageType, writeMessage } from './message-codec.js';
+import {
+  decodeMessage,
+  encodedMessageBytes,
+  peekMessageType,
+  writeMessage,
+} from './message-codec.js';
 import { NetError, badArgument, badOption } from './net-error.js';
 
 export interface PeerAddress {
@@ -150,6 +155,8 @@ const COALESCE_BYTES_MAX = 256 * 1024;
 /** An accepted connection must complete its hello within this time. */
 const HELLO_TIMEOUT_MS = 10_000;
 const TCP_KEEPALIVE_DELAY_MS = 1000;
+/** Upper bound of every duration option (an hour). */
+const MS_MAX = 3_600_000;
 const DEFAULTS = {
   reconnectMinMs: 20,
   reconnectMaxMs: 1000,
@@ -174,23 +181,30 @@ function checkHost(v: unknown, field: string): string {
 
 function resolveOptions(o: PeerTransportOptions): Readonly<Resolved> {
   if (typeof o !== 'object' || o === null) badOption('options', 'must be an object');
-  if (!isInt(o.self, 0, BALLOT_ID_SPAN - 1)) badOption('self', `must be an integer in [0, ${BALLOT_ID_SPAN})`);
+  const idRange = `must be an integer in [0, ${BALLOT_ID_SPAN})`;
+  if (!isInt(o.self, 0, BALLOT_ID_SPAN - 1)) badOption('self', idRange);
   if (typeof o.clusterId !== 'string' || o.clusterId.length === 0) {
     badOption('clusterId', 'must be a non-empty string');
   }
   if (new TextEncoder().encode(o.clusterId).length > CLUSTER_ID_BYTES_MAX) {
     badOption('clusterId', `must be at most ${CLUSTER_ID_BYTES_MAX} bytes of UTF-8`);
   }
-  if (!isInt(o.configNumber, 1, 0xffffffff)) badOption('configNumber', 'must be an integer in [1, 2^32)');
-  if (!isInt(o.incarnation, 0, Number.MAX_SAFE_INTEGER)) badOption('incarnation', 'must be a safe integer ≥ 0');
-  if (typeof o.listen !== 'object' || o.listen === null) badOption('listen', 'must be { host, port }');
+  if (!isInt(o.configNumber, 1, 0xffffffff)) {
+    badOption('configNumber', 'must be an integer in [1, 2^32)');
+  }
+  if (!isInt(o.incarnation, 0, Number.MAX_SAFE_INTEGER)) {
+    badOption('incarnation', 'must be a safe integer ≥ 0');
+  }
+  if (typeof o.listen !== 'object' || o.listen === null) {
+    badOption('listen', 'must be { host, port }');
+  }
   checkHost(o.listen.host, 'listen.host');
   if (!isInt(o.listen.port, 0, 65535)) badOption('listen.port', 'must be an integer in [0, 65535]');
   if (!Array.isArray(o.peers)) badOption('peers', 'must be an array');
   const ids = new Set<number>();
   o.peers.forEach((p: PeerAddress, i: number) => {
     if (typeof p !== 'object' || p === null) badOption(`peers[${i}]`, 'must be { id, host, port }');
-    if (!isInt(p.id, 0, BALLOT_ID_SPAN - 1)) badOption(`peers[${i}].id`, `must be an integer in [0, ${BALLOT_ID_SPAN})`);
+    if (!isInt(p.id, 0, BALLOT_ID_SPAN - 1)) badOption(`peers[${i}].id`, idRange);
     if (p.id === o.self) badOption(`peers[${i}].id`, 'must not be self');
     if (ids.has(p.id)) badOption(`peers[${i}].id`, `duplicates peer ${p.id}`);
     ids.add(p.id);
@@ -198,13 +212,18 @@ function resolveOptions(o: PeerTransportOptions): Readonly<Resolved> {
     if (!isInt(p.port, 1, 65535)) badOption(`peers[${i}].port`, 'must be an integer in [1, 65535]');
   });
   const r = { ...DEFAULTS, ...definedOnly(o) } as Resolved;
-  if (!isInt(r.reconnectMinMs, 1, 3_600_000)) badOption('reconnectMinMs', 'must be an integer in [1, 3600000]');
-  if (!isInt(r.reconnectMaxMs, r.reconnectMinMs, 3_600_000)) {
-    badOption('reconnectMaxMs', 'must be an integer in [reconnectMinMs, 3600000]');
+  if (!isInt(r.reconnectMinMs, 1, MS_MAX)) {
+    badOption('reconnectMinMs', `must be an integer in [1, ${MS_MAX}]`);
   }
-  if (!isInt(r.connectTimeoutMs, 1, 3_600_000)) badOption('connectTimeoutMs', 'must be an integer in [1, 3600000]');
+  if (!isInt(r.reconnectMaxMs, r.reconnectMinMs, MS_MAX)) {
+    badOption('reconnectMaxMs', `must be an integer in [reconnectMinMs, ${MS_MAX}]`);
+  }
+  if (!isInt(r.connectTimeoutMs, 1, MS_MAX)) {
+    badOption('connectTimeoutMs', `must be an integer in [1, ${MS_MAX}]`);
+  }
   if (!isInt(r.frameBytesMax, HELLO_FRAME_BYTES_MAX, FRAME_BYTES_MAX_LIMIT)) {
-    badOption('frameBytesMax', `must be an integer in [${HELLO_FRAME_BYTES_MAX}, ${FRAME_BYTES_MAX_LIMIT}]`);
+    const range = `[${HELLO_FRAME_BYTES_MAX}, ${FRAME_BYTES_MAX_LIMIT}]`;
+    badOption('frameBytesMax', `must be an integer in ${range}`);
   }
   if (!isInt(r.sendQueueBytesMax, 1, Number.MAX_SAFE_INTEGER)) {
     badOption('sendQueueBytesMax', 'must be a positive integer');
@@ -349,7 +368,9 @@ export class PeerTransport {
    * incoming frames (messages carry their own, which goes in their frame header).
    */
   setConfigNumber(configNumber: number): void {
-    if (!isInt(configNumber, 1, 0xffffffff)) badArgument('configNumber', 'must be an integer in [1, 2^32)');
+    if (!isInt(configNumber, 1, 0xffffffff)) {
+      badArgument('configNumber', 'must be an integer in [1, 2^32)');
+    }
     this.configNumber = configNumber;
   }
 
@@ -468,8 +489,10 @@ export class PeerTransport {
       socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
       peer.state = 'connected';
       peer.connectedAtMs = Date.now();
-      const hello = encodeHello({ replicaId: this.o.self, incarnation: this.o.incarnation, clusterId: this.o.clusterId });
-      const frame = encodeFrame({ version: PROTOCOL_VERSION, clusterTag: this.clusterTag, config: this.configNumber }, hello);
+      const { self, incarnation, clusterId } = this.o;
+      const hello = encodeHello({ replicaId: self, incarnation, clusterId });
+      const config = this.configNumber;
+      const frame = encodeFrame({ version: PROTOCOL_VERSION, clusterTag: this.clusterTag, config }, hello);
       socket.write(frame);
       this.c.framesSent++;
       this.c.bytesSent += frame.length;
@@ -491,7 +514,8 @@ export class PeerTransport {
     this.dirty.delete(peer);
     const stayedUp = wasUp && Date.now() - peer.connectedAtMs >= this.o.reconnectMaxMs;
     peer.failures = stayedUp ? 1 : peer.failures + 1;
-    const base = Math.min(this.o.reconnectMaxMs, this.o.reconnectMinMs * 2 ** Math.min(peer.failures - 1, 30));
+    const doublings = Math.min(peer.failures - 1, 30);
+    const base = Math.min(this.o.reconnectMaxMs, this.o.reconnectMinMs * 2 ** doublings);
     const delayMs = base / 2 + (Math.random() * base) / 2;
     peer.state = 'backoff';
     peer.timer = setTimeout(() => {
@@ -567,7 +591,9 @@ export class PeerTransport {
     if (conn.helloTimer !== null) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
     conn.dead = true;
-    if (conn.peer >= 0 && this.inboundByPeer.get(conn.peer) === conn) this.inboundByPeer.delete(conn.peer);
+    if (conn.peer >= 0 && this.inboundByPeer.get(conn.peer) === conn) {
+      this.inboundByPeer.delete(conn.peer);
+    }
     conn.socket.destroy();
   }
 
