@@ -39,3 +39,27 @@ export function parseFlags<S extends Record<string, FlagType>>(argv: readonly st
   }
   return out as FlagValues<S>;
 }
+
+/** parseFlags for commands that also take positional arguments (`paxline kv put KEY VALUE`). */
+export function parseFlagsAndArgs<S extends Record<string, FlagType>>(
+  argv: readonly string[],
+  spec: S,
+): { flags: FlagValues<S>; args: string[] } {
+  const flagArgs: string[] = [];
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      args.push(arg);
+      continue;
+    }
+    flagArgs.push(arg);
+    const name = arg.slice(2).split('=', 1)[0]!;
+    if (!arg.includes('=') && spec[name] !== undefined && spec[name] !== 'boolean' && i + 1 < argv.length) flagArgs.push(argv[++i]!);
+  }
+  return { flags: parseFlags(flagArgs, spec), args };
+}

@@ -1,13 +1,24 @@
 #!/usr/bin/env node
 /**
- * The `paxline` command. Subcommands so far: `sim` (the deterministic simulator).
+ * The `paxline` command: run replicas (`start`, `local`), talk to them (`kv`, `status`), and the
+ * simulator and benchmarks.
  */
 import { benchLogCommand } from './bench-log.js';
+import { kvCommand } from './kv.js';
+import { localCommand } from './local.js';
 import { simCommand } from './sim.js';
+import { startCommand } from './start.js';
 
 const USAGE = `usage: paxline <command> [flags]
 
 commands:
+  local       start a whole replica set on 127.0.0.1 in a temporary folder (Ctrl-C stops it)
+              --replicas N (default 3)  --json  --dir DIR
+  start       run one replica of the key-value service
+              --config FILE --id N  [--init: new cluster, empty data directory]  [--json]
+  kv          get KEY | put KEY VALUE | cas KEY EXPECTED VALUE | cas --absent KEY VALUE
+              [--config FILE (default: $PAXLINE_CONFIG, else the last 'paxline local')]
+              [--stale: read a replica's local state]  [--json]  [--timeout-ms N]
   sim   run the deterministic simulator
         --seeds N        number of seeds (default 100), starting at --start (default 1)
         --seed N         replay one seed (also SEED=N); prints its trace hash
@@ -23,6 +34,12 @@ async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'sim':
       return simCommand(rest);
+    case 'start':
+      return startCommand(rest);
+    case 'local':
+      return localCommand(rest);
+    case 'kv':
+      return kvCommand(rest);
     case 'bench-log':
       return benchLogCommand(rest);
     case undefined:
@@ -40,7 +57,8 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   const e = err as Error & { code?: string };
-  if (e.code === 'PAXLINE_USAGE') {
+  if (e.code === 'PAXLINE_USAGE' || e.code === 'PAXLINE_BAD_CONFIG' || e.code === 'PAXLINE_BAD_OPTION' ||
+      e.code === 'PAXLINE_DATA_DIR_EMPTY' || e.code === 'PAXLINE_DATA_DIR_MISMATCH') {
     console.error(`paxline: ${e.message}`);
     process.exitCode = 2;
   } else {
