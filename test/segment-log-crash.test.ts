@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FileLayer } from '../src/log/file-layer.js';
-import { encodeSegmentHeader } from '../src/log/segment-format.js';
+import { FORMAT_VERSION, encodeSegmentHeader } from '../src/log/segment-format.js';
 import {
   LogError,
   SegmentLog,
@@ -589,7 +589,7 @@ describe('SegmentLog corruption matrix', () => {
     const fs = new SimFs();
     writeGroups(fs, MANY).close();
     const header = encodeSegmentHeader(2, 1, 8192);
-    header[4] = 2; // version 2 ...
+    header[4] = FORMAT_VERSION + 1; // a later version ...
     const view = new DataView(header.buffer);
     // ... with a valid checksum, as a newer paxline would write it.
     view.setUint32(28, crc32c(header.subarray(0, 28)), true);
@@ -599,7 +599,9 @@ describe('SegmentLog corruption matrix', () => {
       () => SegmentLog.open(fs, DIR, SMALL),
       (e: unknown) => e instanceof LogError && e.code === 'PAXLINE_LOG_VERSION' &&
         e.file === segPath(DIR, 2) &&
-        /format version 2; this paxline reads version 1/.test(e.message),
+        e.message.includes(
+          `format version ${FORMAT_VERSION + 1}; this paxline reads version ${FORMAT_VERSION}`,
+        ),
     );
     assert.deepEqual(fs.readdir(DIR).map((n) => [n, [...fs.readFile(`${DIR}/${n}`)]]), before);
   });

@@ -3,7 +3,11 @@
  * that lists the groups of a segment file (to aim damage precisely), and record builders.
  */
 import type { FileLayer } from '../src/log/file-layer.js';
-import { parseGroupHeader, type ParsedGroupHeader } from '../src/log/segment-format.js';
+import {
+  parseGroupHeader,
+  segmentBinding,
+  type ParsedGroupHeader,
+} from '../src/log/segment-format.js';
 import { FIRST_GROUP_OFFSET } from '../src/log/segment-limits.js';
 import { segmentFileName, type SegmentLog, type StoredRecord } from '../src/log/segment-log.js';
 import type { SimFs } from '../src/sim/sim-fs.js';
@@ -83,13 +87,17 @@ export interface GroupInfo {
   readonly header: ParsedGroupHeader;
 }
 
-/** The groups of a segment file, walked from the first group position while headers parse. */
-export function groupsOf(bytes: Uint8Array): GroupInfo[] {
+/**
+ * The groups of a segment file, walked from the first group position while headers parse
+ * (bound to `segment`, by default the number in the file's segment header).
+ */
+export function groupsOf(bytes: Uint8Array, segment?: number): GroupInfo[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const binding = segmentBinding(segment ?? (bytes.length >= 12 ? view.getUint32(8, true) : 0));
   const out: GroupInfo[] = [];
   let at = FIRST_GROUP_OFFSET;
   for (;;) {
-    const header = parseGroupHeader(bytes, view, at);
+    const header = parseGroupHeader(bytes, view, at, binding);
     if (header === null) return out;
     const end = at + Math.ceil((56 + header.bodyBytes) / 8) * 8;
     out.push({ position: at, end, header });

@@ -13,6 +13,9 @@
  *    (the JavaScript CRC runs at ~1.2 GB/s; a second pass would halve recovery speed).
  *  - The group header CRC covers the body CRC, so it alone identifies a whole group: it is the
  *    "CRC of the last group" that durable frontiers name.
+ *  - The group header CRC is seeded with its segment's number, so a group verifies only in the
+ *    segment that wrote it: the old groups of a recycled file read as garbage, never as groups
+ *    of the segment it now is. (Segment numbers of retired files are never used again.)
  */
 import { crc32c } from '../util/crc32c.js';
 import {
@@ -24,7 +27,12 @@ import {
   SEGMENT_HEADER_BYTES,
 } from './segment-limits.js';
 
-export const FORMAT_VERSION = 1;
+/**
+ * 2: group header CRCs are bound to their segment (seeded with the segment number), and the
+ * segment header records the segment whose file it recycled
+ * (docs/decisions/0006-segment-recycling.md). Version 1 logs are refused, never misread.
+ */
+export const FORMAT_VERSION = 2;
 
 /** 'PXSG', 'PXGR', 'PXMT' read as little-endian u32. */
 export const SEGMENT_MAGIC = 0x47535850;
@@ -42,9 +50,10 @@ export const GROUP_KIND_SKIP = 2;
  *   6 u16 header bytes (32)              6 u8  kind             36 u32 record count
  *   8 u32 segment number                 7 u8  0                40 f64 high-water decree
  *  12 u32 epoch at creation              8 u32 epoch            48 u32 body CRC
- *  16 u32 configured segment bytes      12 u32 body bytes       52 u32 header CRC (bytes 0..52)
- *  20 8 bytes zero                      16 f64 group sequence
- *  28 u32 CRC of bytes 0..28            24 u32 frontier segment
+ *  16 u32 configured segment bytes      12 u32 body bytes       52 u32 header CRC (bytes 0..52,
+ *  20 u32 recycled from segment (0: new)16 f64 group sequence          seeded with the binding)
+ *  24 4 bytes zero                      24 u32 frontier segment
+ *  28 u32 CRC of bytes 0..28
  *
  * Record (25-byte header + payload)    Meta slot (64 bytes, at 0 and at 512)
  *   0 u32 payload bytes                  0 u32 magic 'PXMT'     16 u32 floor segment
@@ -72,6 +81,7 @@ export function encodeSegmentHeader(
   segment: number,
   epoch: number,
   segmentBytes: number,
+  recycledFrom = 0,
 ): Uint8Array {
   const out = new Uint8Array(SEGMENT_HEADER_BYTES);
   const v = viewOf(out);
@@ -81,12 +91,13 @@ export function encodeSegmentHeader(
   v.setUint32(8, segment, true);
   v.setUint32(12, epoch, true);
   v.setUint32(16, segmentBytes, true);
+  v.setUint32(20, recycledFrom, true);
   v.setUint32(SEG_CRC_AT, crc32c(out.subarray(0, SEG_CRC_AT)), true);
   return out;
 }
 
 export type SegmentHeaderCheck =
-  | { readonly ok: true; readonly epoch: number }
+  | { readonly ok: true; readonly epoch: number; readonly recycledFrom: number }
   | { readonly ok: false; readonly reason: 'short' | 'magic' | 'checksum' | 'number' }
   | { readonly ok: false; readonly reason: 'version'; readonly version: number };
 
@@ -100,7 +111,18 @@ export function checkSegmentHeader(bytes: Uint8Array, segment: number): SegmentH
   const version = v.getUint16(4, true);
   if (version !== FORMAT_VERSION) return { ok: false, reason: 'version', version };
   if (v.getUint32(8, true) !== segment) return { ok: false, reason: 'number' };
-  return { ok: true, epoch: v.getUint32(12, true) };
+  return { ok: true, epoch: v.getUint32(12, true), recycledFrom: v.getUint32(20, true) };
+}
+
+/**
+ * The seed of the group header CRCs of segment `segment`: the CRC32C of its number (u32 LE).
+ * A recycled file only ever held retired segments, whose numbers are below the first segment
+ * and never used again, so none of its old groups verifies under its new number.
+ */
+export function segmentBinding(segment: number): number {
+  const b = new Uint8Array(4);
+  viewOf(b).setUint32(0, segment, true);
+  return crc32c(b);
 }
 
 // ─── group header ────────────────────────────────────────────────────────────────────────────
@@ -123,8 +145,13 @@ export interface ParsedGroupHeader extends GroupHeader {
   readonly headerCrc: number;
 }
 
-/** Writes `h` at `at` in `out` and returns the header CRC. */
-export function encodeGroupHeader(out: Uint8Array, at: number, h: GroupHeader): number {
+/** Writes `h` at `at` in `out`, bound to `binding` (segmentBinding), and returns the header CRC. */
+export function encodeGroupHeader(
+  out: Uint8Array,
+  at: number,
+  h: GroupHeader,
+  binding: number,
+): number {
   const v = viewOf(out);
   v.setUint32(at, GROUP_MAGIC, true);
   v.setUint16(at + 4, FORMAT_VERSION, true);
@@ -139,25 +166,26 @@ export function encodeGroupHeader(out: Uint8Array, at: number, h: GroupHeader): 
   v.setUint32(at + 36, h.recordCount, true);
   v.setFloat64(at + 40, h.highDecree, true);
   v.setUint32(at + 48, h.bodyCrc, true);
-  const crc = crc32c(out.subarray(at, at + GROUP_CRC_AT));
+  const crc = crc32c(out.subarray(at, at + GROUP_CRC_AT), binding);
   v.setUint32(at + GROUP_CRC_AT, crc, true);
   return crc;
 }
 
 /**
- * The group header at `at`, if its magic and CRC are right (whatever its version: the caller
- * decides what an unknown version means), else null. Cheap rejection first: most positions a
- * search visits hold zeros or payload bytes.
+ * The group header at `at`, if its magic and CRC (bound to `binding`) are right (whatever its
+ * version: the caller decides what an unknown version means), else null. Cheap rejection first:
+ * most positions a search visits hold zeros, payload bytes or a recycled file's old groups.
  */
 export function parseGroupHeader(
   bytes: Uint8Array,
   v: DataView,
   at: number,
+  binding: number,
 ): ParsedGroupHeader | null {
   if (at + GROUP_HEADER_BYTES > bytes.length) return null;
   if (v.getUint32(at, true) !== GROUP_MAGIC) return null;
   const headerCrc = v.getUint32(at + GROUP_CRC_AT, true);
-  if (headerCrc !== crc32c(bytes.subarray(at, at + GROUP_CRC_AT))) return null;
+  if (headerCrc !== crc32c(bytes.subarray(at, at + GROUP_CRC_AT), binding)) return null;
   const seq = v.getFloat64(at + 16, true);
   const highDecree = v.getFloat64(at + 40, true);
   if (!isCount(seq) || !isCount(highDecree)) return null;

@@ -31,6 +31,10 @@ export const PREALLOC_CHUNK_BYTES_DEFAULT = 1024 * 1024;
 export const PREALLOC_AHEAD_BYTES_DEFAULT = 4 * 1024 * 1024;
 export const RECORD_PAYLOAD_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 
+/** Retired segment files kept for reuse by default, and at most (see recycleSegments). */
+export const RECYCLE_SEGMENTS_DEFAULT = 2;
+export const RECYCLE_SEGMENTS_MAX = 64;
+
 /** Record types are u8; 0 is reserved so that zero-filled bytes never look like a record. */
 export const RECORD_TYPE_MIN = 1;
 export const RECORD_TYPE_MAX = 255;

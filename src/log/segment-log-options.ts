@@ -10,6 +10,8 @@ import {
   PREALLOC_CHUNK_BYTES_DEFAULT,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX_DEFAULT,
+  RECYCLE_SEGMENTS_DEFAULT,
+  RECYCLE_SEGMENTS_MAX,
   SEGMENT_BYTES_DEFAULT,
   SEGMENT_BYTES_MAX,
   SEGMENT_BYTES_MIN,
@@ -44,6 +46,19 @@ export interface SegmentLogOptions {
    * Default 'report'.
    */
   readonly onCorruption?: 'report' | 'refuse';
+  /**
+   * Retired segment files kept as free files (renamed `free-NNNNNNNN.plog`) instead of being
+   * deleted, up to this many; a rollover then reuses one (already allocated: no zero-fill, and
+   * no file extension on the fdatasync path) instead of creating a file. Only files of exactly
+   * `segmentBytes` are kept. 0 deletes retired segments. Default 2; 0..64.
+   */
+  readonly recycleSegments?: number;
+  /**
+   * At open, return only records whose decree is 0 (promises) or >= this (e.g. the decree after
+   * the newest checkpoint): the others are verified and indexed (readRecords finds them) but
+   * their payloads are not copied into memory. Default 0: every record.
+   */
+  readonly keepRecordsFromDecree?: number;
 }
 
 export interface ResolvedSegmentLogOptions {
@@ -54,6 +69,8 @@ export interface ResolvedSegmentLogOptions {
   readonly preallocOnSync: boolean;
   readonly recordPayloadBytesMax: number;
   readonly onCorruption: 'report' | 'refuse';
+  readonly recycleSegments: number;
+  readonly keepRecordsFromDecree: number;
 }
 
 function invalid(field: string, message: string): LogError {
@@ -115,6 +132,18 @@ export function resolveSegmentLogOptions(
   if (onCorruption !== 'report' && onCorruption !== 'refuse') {
     throw invalid('onCorruption', `must be 'report' or 'refuse', got ${String(onCorruption)}`);
   }
+  const recycleSegments = integerIn(
+    'recycleSegments',
+    options.recycleSegments ?? RECYCLE_SEGMENTS_DEFAULT,
+    0,
+    RECYCLE_SEGMENTS_MAX,
+  );
+  const keepRecordsFromDecree = integerIn(
+    'keepRecordsFromDecree',
+    options.keepRecordsFromDecree ?? 0,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
   return Object.freeze({
     segmentBytes,
     groupBodyBytesMax,
@@ -123,5 +152,7 @@ export function resolveSegmentLogOptions(
     preallocOnSync,
     recordPayloadBytesMax,
     onCorruption,
+    recycleSegments,
+    keepRecordsFromDecree,
   });
 }

@@ -11,6 +11,9 @@
  *                            first segment (segments below it were retired on purpose)
  *   seg-00000001.plog        segment files, each `segmentBytes` long once preallocated
  *   seg-00000002.plog ...
+ *   free-00000007.plog       retired segment files kept for reuse (recycleSegments): a rollover
+ *                            stamps a new segment header into one, fsyncs it, and renames it
+ *                            into place, so steady-state appends overwrite allocated blocks
  *
  *   segment: ┌──────────────┬──────────────────────┬─────────────┬─────┬──────────────────┐
  *            │ seg header   │ group                │ group       │ ... │ zeros (prealloc) │
@@ -47,12 +50,19 @@
  *    earlier incarnation can chain after a group of this one.
  *  - The first segment in log.meta only grows, and it is advanced durably before any segment
  *    below it is closed or unlinked (retireSegmentsBelow): recovery never reads below it, and
- *    deletes files found there as garbage of an interrupted retirement.
+ *    deletes (or recycles) files found there as garbage of an interrupted retirement.
+ *  - A free file is only ever a retired segment: its valid header names the number in its file
+ *    name, which is below the first segment and so never used again; group header CRCs are
+ *    bound to the segment number, so none of its old groups can verify in the segment it
+ *    becomes. A rollover stamps the new header durably before the rename and before any group
+ *    is written into it, so a free file whose header names another number (an interrupted
+ *    rollover) may hold groups of a number still to come: open deletes it.
  */
 import { assert } from '../core/assert.js';
 import type { FileLayer } from './file-layer.js';
 import { LogError, systemErrorCode, type LogErrorCode } from './log-error.js';
 import {
+  FORMAT_VERSION,
   GROUP_KIND_DATA,
   GROUP_KIND_SKIP,
   checkRecordAt,
@@ -61,8 +71,10 @@ import {
   encodeMetaSlot,
   encodeRecordAt,
   encodeSegmentHeader,
+  checkSegmentHeader,
   foldRecordCrc,
   groupSpanBytes,
+  segmentBinding,
   isCount,
   recordBytes,
   type MetaState,
@@ -83,6 +95,7 @@ import {
   RECORD_HEADER_BYTES,
   RECORD_TYPE_MAX,
   RECORD_TYPE_MIN,
+  SEGMENT_HEADER_BYTES,
   SEGMENT_NUMBER_MAX,
   ZERO_BUFFER_BYTES,
 } from './segment-limits.js';
@@ -90,8 +103,6 @@ import {
   LogScanner,
   ORIGIN,
   comparePositions,
-  nonzeroEnd,
-  readWholeFile,
   segmentFileName,
   segmentNumbers,
   type DamageEvent,
@@ -128,6 +139,8 @@ export interface RecoveryReport {
    * interrupted retireSegmentsBelow after it had retired them durably. Not damage.
    */
   readonly segmentsRetired: readonly string[];
+  /** Free files (retired segments kept for reuse) the log holds after open. */
+  readonly freeSegments: number;
   /** Ranges of bytes that were durable and are damaged (corrupt only). */
   readonly damaged: readonly DamagedRange[];
   /** The highest decree a lost record could be about (corrupt only; else 0). */
@@ -149,7 +162,10 @@ export interface RecoveryReport {
 
 export interface OpenedSegmentLog {
   readonly log: SegmentLog;
-  /** Every recovered record in log order (payloads are views into buffers read at recovery). */
+  /**
+   * Every recovered record in log order (each payload its own copy), or, with
+   * `keepRecordsFromDecree`, those of decree 0 or at least that decree.
+   */
   readonly records: RecoveredRecord[];
   readonly report: RecoveryReport;
 }
@@ -169,6 +185,10 @@ export interface SegmentLogStats {
   groupsWritten: number;
   bytesWritten: number;
   segmentsCreated: number;
+  /** Segments that reused a free file (counted in segmentsCreated too). */
+  segmentsRecycled: number;
+  /** Retired segment files kept as free files instead of being deleted. */
+  segmentsFreed: number;
   preallocBytes: number;
   preallocFailures: number;
   diskFullErrors: number;
@@ -206,9 +226,13 @@ const PENDING_BYTES_INITIAL = 64 * 1024;
 
 export class SegmentLog {
   readonly stats: SegmentLogStats = {
-    syncs: 0, groupsWritten: 0, bytesWritten: 0, segmentsCreated: 0, preallocBytes: 0,
-    preallocFailures: 0, diskFullErrors: 0,
+    syncs: 0, groupsWritten: 0, bytesWritten: 0, segmentsCreated: 0, segmentsRecycled: 0,
+    segmentsFreed: 0, preallocBytes: 0, preallocFailures: 0, diskFullErrors: 0,
   };
+  /** Paths of free files (retired segments kept for reuse), taken from the end. */
+  private readonly free: string[];
+  /** Segments of this incarnation made from a free file: segment → the segment it was. */
+  private readonly recycledFrom = new Map<number, number>();
   /** Descriptors of every segment file, for writes (current segment) and reads (index). */
   private readonly fds = new Map<number, number>();
   /** decree → packed location (segment · 2^31 + offset), or several for a repeated decree. */
@@ -261,6 +285,7 @@ export class SegmentLog {
     this.nextGroupSeq = start.lastSynced.seq + 1;
     this.plannedHighDecree = start.lastSynced.highDecree;
     this.damage = start.damage;
+    this.free = [...start.free];
     for (const [n, fd] of start.fds) this.fds.set(n, fd);
   }
 
@@ -293,20 +318,26 @@ export class SegmentLog {
         if (existing.length > 0) throw metaLost();
         meta = EMPTY_META;
       }
-      // Files below the first segment were retired durably; a crash kept them. Garbage.
+      // Files below the first segment were retired durably; a crash kept them. Garbage (kept
+      // for reuse when the pool has room, as are free files left by the previous incarnation).
       const firstSegment = meta.firstSegment;
       const retired = existing.filter((n) => n < firstSegment);
-      for (const n of retired) {
-        const path = `${dir}/${segmentFileName(n)}`;
-        atOpen(dir, 'unlink', path, null, () => fs.unlink(path));
-      }
+      const free = adoptFreeFiles(fs, dir, resolved, firstSegment, retired);
       const live = existing.filter((n) => n >= firstSegment);
-      const scan = new LogScanner(fs, dir, meta, live).scan();
+      const scanner = new LogScanner(fs, dir, meta, live, resolved.keepRecordsFromDecree);
+      let scan: ScanResult;
+      let plan: CutPlan;
+      try {
+        scan = scanner.scan();
+        plan = planCut(scan, live);
+      } finally {
+        scanner.close();
+      }
       const repairDecreeMax = Math.max(scan.highDecreeMax, meta.floorHighDecree);
       const error =
         scan.damage.length === 0 ? null : corruptionError(dir, scan.damage, repairDecreeMax);
       if (error !== null && resolved.onCorruption === 'refuse') throw error;
-      const cut = cutTornTail(fs, dir, scan, live);
+      const cut = cutTornTail(fs, dir, plan);
       // What recovery keeps must be durable before anything acts on it (a restart without power
       // loss may find it only in the page cache: data, and the entries of segments created just
       // before the crash), and before the floor below claims it.
@@ -318,7 +349,7 @@ export class SegmentLog {
         fds.set(n, fd);
         atOpen(dir, 'fdatasync', path, 0, () => fs.fdatasync(fd));
       }
-      const start = writerStart(scan, cut, fds, resolved);
+      const start = writerStart(scan, cut, plan, fds, free, resolved);
       const floor = maxPos({ segment: meta.floorSegment, offset: meta.floorEnd }, scan.provenMax);
       meta = {
         generation: meta.generation + 1,
@@ -334,9 +365,11 @@ export class SegmentLog {
       };
       writeMeta(fs, metaFd, metaPath, meta);
       const log = new SegmentLog(fs, dir, resolved, metaFd, meta, start);
-      log.buildIndex(scan.records);
+      log.buildIndex(scan.decrees, scan.locations);
       const segments = live.length - cut.unlinked.length;
-      const report = buildReport(scan, cut, error, repairDecreeMax, meta.epoch, segments, retired);
+      const report = buildReport(
+        scan, cut, error, repairDecreeMax, meta.epoch, segments, retired, free.length,
+      );
       return { log, records: scan.records, report };
     } catch (e) {
       for (const fd of fds.values()) fs.close(fd);
@@ -725,7 +758,10 @@ export class SegmentLog {
     }
   }
 
-  /** Step 3 of retirement: deletes every segment file below the first segment, durably. */
+  /**
+   * Step 3 of retirement: deletes every segment file below the first segment (or keeps it as a
+   * free file, while the pool has room), durably.
+   */
   private unlinkBelowFirst(): string[] {
     const first = this.meta.firstSegment;
     const doomed = segmentNumbers(this.fs.readdir(this.dir)).filter((n) => n < first);
@@ -733,7 +769,17 @@ export class SegmentLog {
     for (const n of doomed) {
       const path = this.segmentPath(n);
       try {
-        this.fs.unlink(path);
+        const keep =
+          this.free.length < this.options.recycleSegments &&
+          freeFileUsable(this.fs, path, n, this.options.segmentBytes, first);
+        if (keep) {
+          const freePath = `${this.dir}/${freeFileName(n)}`;
+          this.fs.rename(path, freePath);
+          this.free.unshift(freePath);
+          this.stats.segmentsFreed++;
+        } else {
+          this.fs.unlink(path);
+        }
         deleted.push(segmentFileName(n));
       } catch (e) {
         const code = systemErrorCode(e);
@@ -741,7 +787,8 @@ export class SegmentLog {
         if (code === undefined) throw e;
         throw new LogError(
           'PAXLINE_WRITE_FAILED',
-          `unlinking retired segment ${path} failed (${code}); it is garbage below the first ` +
+          `unlinking (or recycling) retired segment ${path} failed (${code}); it is garbage ` +
+            'below the first ' +
             'segment: retry retireSegmentsBelow(), or the next open deletes it',
           { file: path, cause: e },
         );
@@ -818,7 +865,7 @@ export class SegmentLog {
         recordCount: r - rec,
         highDecree: hwm,
         bodyCrc,
-      });
+      }, segmentBinding(segment));
       this.plans.push({
         segment, position: pos, end: pos + span, seq, crc, header, bodyFrom, bodyTo,
         recordFrom: rec, recordTo: r,
@@ -843,13 +890,8 @@ export class SegmentLog {
     let fd = this.fds.get(plan.segment);
     const path = this.segmentPath(plan.segment);
     try {
-      if (fd === undefined) {
-        fd = this.fs.open(path, { create: true });
-        this.fds.set(plan.segment, fd);
-        this.dirDirty = true;
-        this.stats.segmentsCreated++;
-      }
-      if (plan.position === FIRST_GROUP_OFFSET) {
+      if (fd === undefined) fd = this.createSegmentFile(plan.segment, path);
+      if (plan.position === FIRST_GROUP_OFFSET && !this.recycledFrom.has(plan.segment)) {
         const { segmentBytes } = this.options;
         this.fs.pwrite(fd, encodeSegmentHeader(plan.segment, this.meta.epoch, segmentBytes), 0);
       }
@@ -874,6 +916,41 @@ export class SegmentLog {
     } catch (e) {
       throw this.writeError(e, path, plan);
     }
+  }
+
+  /**
+   * Creates segment `n`'s file: from a free file when there is one (stamp the new header,
+   * fdatasync it, rename into place), else a new file. Either way the directory entry is
+   * durable only after the fsyncDir that sync() does before acknowledging. On failure a free
+   * file leaves the pool: the next open deletes it, since its header may no longer name it.
+   */
+  private createSegmentFile(n: number, path: string): number {
+    const freePath = this.free.pop();
+    if (freePath === undefined) {
+      const fd = this.fs.open(path, { create: true });
+      this.fds.set(n, fd);
+      this.dirDirty = true;
+      this.stats.segmentsCreated++;
+      return fd;
+    }
+    const from = freeNumber(freePath);
+    const fd = this.fs.open(freePath, { create: false });
+    try {
+      const { segmentBytes } = this.options;
+      this.fs.pwrite(fd, encodeSegmentHeader(n, this.meta.epoch, segmentBytes, from), 0);
+      // Durable before any group of `n` is written into the file (see the invariants).
+      this.fs.fdatasync(fd);
+      this.fs.rename(freePath, path);
+    } catch (e) {
+      this.fs.close(fd);
+      throw e;
+    }
+    this.fds.set(n, fd);
+    this.recycledFrom.set(n, from);
+    this.dirDirty = true;
+    this.stats.segmentsCreated++;
+    this.stats.segmentsRecycled++;
+    return fd;
   }
 
   private writeError(e: unknown, path: string, plan: GroupPlan): unknown {
@@ -980,10 +1057,8 @@ export class SegmentLog {
     else entry.push(loc);
   }
 
-  private buildIndex(records: readonly RecoveredRecord[]): void {
-    for (const r of records) {
-      this.indexAdd(r.decree, r.segment * LOCATION_SEGMENT_FACTOR + r.offset);
-    }
+  private buildIndex(decrees: readonly number[], locations: readonly number[]): void {
+    for (let i = 0; i < decrees.length; i++) this.indexAdd(decrees[i]!, locations[i]!);
   }
 
   private readRecordAt(loc: number): RecoveredRecord {
@@ -1038,7 +1113,7 @@ export class SegmentLog {
     encodeGroupHeader(header, 0, {
       kind: GROUP_KIND_SKIP, epoch, bodyBytes: length - GROUP_HEADER_BYTES, seq,
       frontierSegment: 0, frontierEnd: 0, frontierCrc: 0, recordCount: 0, highDecree: 0, bodyCrc: 0,
-    });
+    }, segmentBinding(range.segment));
     this.fs.pwrite(fd, header, from);
     for (let at = from + GROUP_HEADER_BYTES; at < range.offsetTo; at += ZEROS.length) {
       this.fs.pwrite(fd, ZEROS.subarray(0, Math.min(ZEROS.length, range.offsetTo - at)), at);
@@ -1061,11 +1136,100 @@ interface WriterStart {
   readonly lastSynced: SyncedPoint;
   readonly damage: DamageEvent[];
   readonly fds: ReadonlyMap<number, number>;
+  readonly free: readonly string[];
 }
 
 interface CutResult {
   readonly bytesCut: number;
   readonly unlinked: number[];
+}
+
+/** What cutting a torn tail will do, decided while the scan's files are still open. */
+interface CutPlan {
+  /** The tail segment's bytes to zero: [zeroFrom, zeroTo) of tailPath (none when equal). */
+  readonly tailPath: string;
+  readonly zeroFrom: number;
+  readonly zeroTo: number;
+  /** Size of the tail segment's file (0 when it has none). */
+  readonly tailSize: number;
+  /** Segment files to delete, with the bytes they held that count as cut. */
+  readonly doomed: readonly { readonly n: number; readonly bytes: number }[];
+}
+
+const FREE_NAME = /^free-(\d{8})\.plog$/;
+
+/** The file name of a free file that was segment `n`. */
+export function freeFileName(n: number): string {
+  return `free-${String(n).padStart(8, '0')}.plog`;
+}
+
+/** The segment number a free file path was. */
+function freeNumber(path: string): number {
+  const m = FREE_NAME.exec(path.slice(path.lastIndexOf('/') + 1));
+  assert(m !== null, 'freeNumber: not a free file');
+  return Number(m[1]);
+}
+
+/**
+ * Whether the file at `path`, which was segment `n`, may be reused: exactly `segmentBytes` long
+ * (allocated by zero-fill, so reusing it never extends a file), its header valid and naming `n`,
+ * and `n` retired (below `firstSegment`), so no group in it verifies in any segment to come.
+ */
+function freeFileUsable(
+  fs: FileLayer,
+  path: string,
+  n: number,
+  segmentBytes: number,
+  firstSegment: number,
+): boolean {
+  if (n >= firstSegment) return false;
+  const fd = fs.open(path, { create: false });
+  try {
+    if (fs.size(fd) !== segmentBytes) return false;
+    const header = new Uint8Array(SEGMENT_HEADER_BYTES);
+    if (fs.read(fd, header, SEGMENT_HEADER_BYTES, 0) !== SEGMENT_HEADER_BYTES) return false;
+    return checkSegmentHeader(header, n).ok;
+  } finally {
+    fs.close(fd);
+  }
+}
+
+/**
+ * At open: keeps the free files of the previous incarnation that are usable, and garbage
+ * segments below the first one (an interrupted retirement), as free files while the pool has
+ * room; deletes the rest. Returns the free paths (reused from the end).
+ */
+function adoptFreeFiles(
+  fs: FileLayer,
+  dir: string,
+  options: ResolvedSegmentLogOptions,
+  firstSegment: number,
+  retired: readonly number[],
+): string[] {
+  const free: string[] = [];
+  const candidates: { path: string; n: number; isFree: boolean }[] = [];
+  for (const name of fs.readdir(dir)) {
+    const m = FREE_NAME.exec(name);
+    if (m !== null) candidates.push({ path: `${dir}/${name}`, n: Number(m[1]), isFree: true });
+  }
+  for (const n of retired) {
+    candidates.push({ path: `${dir}/${segmentFileName(n)}`, n, isFree: false });
+  }
+  for (const c of candidates) {
+    const usable =
+      free.length < options.recycleSegments &&
+      freeFileUsable(fs, c.path, c.n, options.segmentBytes, firstSegment);
+    if (!usable) {
+      atOpen(dir, 'unlink', c.path, null, () => fs.unlink(c.path));
+    } else if (c.isFree) {
+      free.push(c.path);
+    } else {
+      const to = `${dir}/${freeFileName(c.n)}`;
+      atOpen(dir, 'rename', c.path, null, () => fs.rename(c.path, to));
+      free.push(to);
+    }
+  }
+  return free;
 }
 
 function badArgument(field: string, message: string): LogError {
@@ -1079,7 +1243,7 @@ function badArgument(field: string, message: string): LogError {
  */
 function atOpen<T>(
   dir: string,
-  op: 'fdatasync' | 'fsync' | 'write' | 'unlink',
+  op: 'fdatasync' | 'fsync' | 'write' | 'unlink' | 'rename',
   file: string,
   offset: number | null,
   call: () => T,
@@ -1122,7 +1286,7 @@ function readMeta(fs: FileLayer, fd: number, path: string): MetaState | null {
     if (!check.ok && check.version !== null) {
       throw new LogError(
         'PAXLINE_LOG_VERSION',
-        `${path}: format version ${check.version}; this paxline reads version 1`,
+        `${path}: format version ${check.version}; this paxline reads version ${FORMAT_VERSION}`,
         { file: path, offset: at },
       );
     }
@@ -1148,47 +1312,52 @@ function writeMeta(fs: FileLayer, fd: number, path: string, meta: MetaState): vo
   }
 }
 
-/** Cuts a torn tail: zeroes it in its segment and deletes every later segment file. */
-function cutTornTail(
-  fs: FileLayer,
-  dir: string,
-  scan: ScanResult,
-  existing: readonly number[],
-): CutResult {
+/**
+ * Decides the torn-tail cut: the tail segment's bytes after the chain end that its own life
+ * wrote (in a recycled segment, the old groups of earlier lives are stale, not torn: they never
+ * verify here, so they are neither cut nor counted), and every later segment file.
+ */
+function planCut(scan: ScanResult, existing: readonly number[]): CutPlan {
   const tail = scan.tail;
+  const files = scan.files;
+  const none = { tailPath: '', zeroFrom: 0, zeroTo: 0, tailSize: 0, doomed: [] };
+  if (tail === null) return none;
+  const doomedNumbers = existing.filter(
+    (n) => n > tail.segment || (n === tail.segment && !tail.headerOk),
+  );
+  let zeroTo = tail.position;
+  let tailSize = 0;
+  const tailKept = tail.headerOk && existing.includes(tail.segment);
+  if (tailKept) {
+    zeroTo = files.writtenEnd(tail.segment, tail.position);
+    tailSize = files.size(tail.segment);
+  }
+  const doomed = doomedNumbers.map((n) => ({ n, bytes: files.writtenEnd(n, 0) }));
+  const tailPath = tailKept ? files.image(tail.segment).path : '';
+  return { tailPath, zeroFrom: tail.position, zeroTo, tailSize, doomed };
+}
+
+/** Cuts a torn tail as planned: zeroes it in its segment and deletes every later segment file. */
+function cutTornTail(fs: FileLayer, dir: string, plan: CutPlan): CutResult {
   const unlinked: number[] = [];
   let bytesCut = 0;
-  if (tail === null) return { bytesCut, unlinked };
-  const doomed = existing.filter((n) => n > tail.segment || (n === tail.segment && !tail.headerOk));
-  if (tail.headerOk && existing.includes(tail.segment)) {
-    const img = scan.images.get(tail.segment)!;
-    const end = nonzeroEnd(img.bytes, tail.position);
-    if (end > tail.position) {
-      const fd = fs.open(img.path, { create: false });
-      try {
-        for (let at = tail.position; at < end; at += ZEROS.length) {
-          const zeros = ZEROS.subarray(0, Math.min(ZEROS.length, end - at));
-          atOpen(dir, 'write', img.path, at, () => fs.pwrite(fd, zeros, at));
-        }
-        atOpen(dir, 'fdatasync', img.path, tail.position, () => fs.fdatasync(fd));
-      } finally {
-        fs.close(fd);
+  const { tailPath, zeroFrom, zeroTo } = plan;
+  if (zeroTo > zeroFrom) {
+    const fd = fs.open(tailPath, { create: false });
+    try {
+      for (let at = zeroFrom; at < zeroTo; at += ZEROS.length) {
+        const zeros = ZEROS.subarray(0, Math.min(ZEROS.length, zeroTo - at));
+        atOpen(dir, 'write', tailPath, at, () => fs.pwrite(fd, zeros, at));
       }
-      bytesCut += end - tail.position;
+      atOpen(dir, 'fdatasync', tailPath, zeroFrom, () => fs.fdatasync(fd));
+    } finally {
+      fs.close(fd);
     }
+    bytesCut += zeroTo - zeroFrom;
   }
-  for (const n of doomed) {
-    const img = scan.images.get(n);
+  for (const { n, bytes } of plan.doomed) {
     const path = `${dir}/${segmentFileName(n)}`;
-    if (img !== undefined) bytesCut += nonzeroEnd(img.bytes, 0);
-    else {
-      const fd = fs.open(path, { create: false });
-      try {
-        bytesCut += nonzeroEnd(readWholeFile(fs, fd), 0);
-      } finally {
-        fs.close(fd);
-      }
-    }
+    bytesCut += bytes;
     atOpen(dir, 'unlink', path, null, () => fs.unlink(path));
     unlinked.push(n);
   }
@@ -1198,7 +1367,9 @@ function cutTornTail(
 function writerStart(
   scan: ScanResult,
   cut: CutResult,
+  plan: CutPlan,
   fds: ReadonlyMap<number, number>,
+  free: readonly string[],
   options: ResolvedSegmentLogOptions,
 ): WriterStart {
   const last = scan.last;
@@ -1215,7 +1386,7 @@ function writerStart(
       lastSynced: {
         segment: last.segment, end: last.end, crc: last.crc, seq, highDecree: scan.highDecreeMax,
       },
-      damage: resumed, fds,
+      damage: resumed, fds, free,
     };
   }
   const lastSynced = {
@@ -1227,14 +1398,13 @@ function writerStart(
     return {
       segment: 0, writePos: 0, zeroedEnd: 0, nextSegment: Math.max(tail.segment, 1),
       forceFresh: false,
-      lastSynced, damage, fds,
+      lastSynced, damage, fds, free,
     };
   }
-  const img = scan.images.get(tail.segment)!;
-  const zeroedEnd = Math.min(Math.max(img.bytes.length, tail.position), options.segmentBytes);
+  const zeroedEnd = Math.min(Math.max(plan.tailSize, tail.position), options.segmentBytes);
   return {
     segment: tail.segment, writePos: tail.position, zeroedEnd, nextSegment: tail.segment + 1,
-    forceFresh: false, lastSynced, damage, fds,
+    forceFresh: false, lastSynced, damage, fds, free,
   };
 }
 
@@ -1265,12 +1435,13 @@ function buildReport(
   epoch: number,
   segments: number,
   retired: readonly number[],
+  freeSegments: number,
 ): RecoveryReport {
   const damaged = scan.damage.flatMap((d) => d.ranges);
   const kind = error !== null ? 'corrupt' : cut.bytesCut > 0 ? 'tornTail' : 'clean';
   const durable = { segment: scan.last.segment, offset: scan.last.end };
   const base =
-    `epoch ${epoch}: ${scan.records.length} records in ${scan.groups} groups over ${segments} ` +
+    `epoch ${epoch}: ${scan.locations.length} records in ${scan.groups} groups over ${segments} ` +
     `segments, durable to ${segmentFileName(durable.segment)}@${durable.offset}`;
   const message =
     kind === 'clean'
@@ -1283,6 +1454,7 @@ function buildReport(
     bytesCut: cut.bytesCut,
     segmentsCut: cut.unlinked.map(segmentFileName),
     segmentsRetired: retired.map(segmentFileName),
+    freeSegments,
     damaged,
     repairDecreeMax: error !== null ? repairDecreeMax : 0,
     error,
@@ -1290,7 +1462,7 @@ function buildReport(
     segments,
     groups: scan.groups,
     groupsAbandoned: scan.groupsAbandoned,
-    records: scan.records.length,
+    records: scan.locations.length,
     durable: comparePositions(durable, ORIGIN) > 0 ? durable : ORIGIN,
     message,
   };

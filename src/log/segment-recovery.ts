@@ -30,6 +30,17 @@
  * fdatasync can still abandon the groups after it. Files below the first segment are garbage
  * left by a crash during retirement; SegmentLog.open deletes them without reading them.
  *
+ * Streaming. Segment files are read through one reused window buffer (WINDOW_BYTES, grown only
+ * for a group larger than it), not into a buffer per file: fresh buffers cost a page fault per
+ * 4 KiB on first touch, which halved recovery speed. Payloads of the records the caller keeps
+ * (`keepFromDecree`) are copied out of the window; every record, kept or not, is verified and
+ * its location reported for the index.
+ *
+ * Recycled segments. A segment file may be a recycled one (its header names the segment whose
+ * file it was): past its last group it holds the old groups of that earlier life. Group header
+ * CRCs are bound to the segment number, so those never verify here and read like any other
+ * garbage after the end of the written data: the end of a clean log, or a torn tail.
+ *
  * Invariants: records are returned in log order, only from accepted groups, minus abandoned ones;
  * `provenMax` is never below the floor; a verdict never depends on bytes past a group's end
  * except through headers whose own CRC is valid.
@@ -38,6 +49,7 @@ import { assert } from '../core/assert.js';
 import type { FileLayer } from './file-layer.js';
 import {
   FORMAT_VERSION,
+  segmentBinding,
   GROUP_KIND_DATA,
   GROUP_KIND_SKIP,
   GROUP_MAGIC,
@@ -59,6 +71,9 @@ import {
   GROUP_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
 } from './segment-limits.js';
+
+/** Bytes of the reused read window of a recovery scan. */
+export const WINDOW_BYTES = 8 * 1024 * 1024;
 
 export interface LogPosition {
   readonly segment: number;
@@ -110,22 +125,29 @@ export interface ChainGroup {
   readonly epoch: number;
   readonly kind: number;
   readonly highDecree: number;
-  /** records.length once this group's records are in. */
+  /** records.length (kept records) once this group's records are in. */
   readonly recordsEnd: number;
+  /** locations.length (every record) once this group's records are in. */
+  readonly locationsEnd: number;
 }
 
 const ORIGIN_GROUP: ChainGroup = Object.freeze({
   segment: 0, position: 0, end: 0, crc: 0, seq: 0, epoch: 0, kind: GROUP_KIND_DATA,
-  highDecree: 0, recordsEnd: 0,
+  highDecree: 0, recordsEnd: 0, locationsEnd: 0,
 });
 
+/** What recovery knows of one segment file; its bytes are read through the scan's window. */
 export interface SegmentImage {
   readonly number: number;
   readonly fileName: string;
   readonly path: string;
   readonly exists: boolean;
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
+  /** File size in bytes (0 when missing). */
+  readonly size: number;
+  /** Open descriptor while the scan lasts; -1 when missing. */
+  readonly fd: number;
+  /** Seed of the header CRCs of groups written in this segment (segmentBinding). */
+  readonly binding: number;
   /** null when the file is missing. */
   readonly header: SegmentHeaderCheck | null;
 }
@@ -139,7 +161,11 @@ export interface TailVerdict {
 }
 
 export interface ScanResult {
+  /** The records kept (decree 0, or >= keepFromDecree), in log order. */
   readonly records: RecoveredRecord[];
+  /** Decree and packed location (segment · 2^31 + offset) of every record, kept or not. */
+  readonly decrees: number[];
+  readonly locations: number[];
   /** The last accepted group (an all-zero origin when none). */
   readonly last: ChainGroup;
   readonly damage: DamageEvent[];
@@ -152,7 +178,8 @@ export interface ScanResult {
   readonly groups: number;
   readonly groupsAbandoned: number;
   readonly lastSegment: number;
-  readonly images: ReadonlyMap<number, SegmentImage>;
+  /** Reads the scanned files on (for the torn-tail cut); closed by the caller. */
+  readonly files: LogScanner;
 }
 
 type GroupAt =
@@ -169,6 +196,8 @@ interface ParsedGroup {
   readonly position: number;
   readonly end: number;
   readonly records: RecoveredRecord[];
+  readonly decrees: number[];
+  readonly locations: number[];
 }
 
 interface SearchResult {
@@ -210,6 +239,9 @@ export function nonzeroEnd(bytes: Uint8Array, from: number): number {
   return i;
 }
 
+/** 2^31: multiplier packing (segment, offset) into one safe integer (as segment-limits'). */
+const LOCATION_FACTOR = 2 ** 31;
+
 export function readWholeFile(fs: FileLayer, fd: number): Uint8Array {
   const size = fs.size(fd);
   const out = new Uint8Array(size);
@@ -226,6 +258,15 @@ export function readWholeFile(fs: FileLayer, fd: number): Uint8Array {
 export class LogScanner {
   private readonly images = new Map<number, SegmentImage>();
   private readonly records: RecoveredRecord[] = [];
+  private readonly decrees: number[] = [];
+  private readonly locations: number[] = [];
+  // The read window: file bytes [base, base + loaded) of `windowOf` are at window[0, loaded).
+  private window: Uint8Array;
+  private windowView: DataView;
+  private windowBytes: Uint8Array;
+  private windowOf: SegmentImage | null = null;
+  private base = 0;
+  private loaded = 0;
   private readonly damage: DamageEvent[] = [];
   /** Accepted groups a later frontier may still name, in chain order. */
   private recent: ChainGroup[] = [ORIGIN_GROUP];
@@ -247,7 +288,13 @@ export class LogScanner {
     private readonly dir: string,
     private readonly meta: MetaState,
     existing: readonly number[],
+    /** Records below this decree (other than decree 0) are verified and indexed, not kept. */
+    private readonly keepFromDecree = 0,
+    windowBytes = WINDOW_BYTES,
   ) {
+    this.window = new Uint8Array(windowBytes);
+    this.windowView = viewOf(this.window);
+    this.windowBytes = this.window.subarray(0, 0);
     this.floor = { segment: meta.floorSegment, offset: meta.floorEnd };
     this.provenMax = this.floor;
     this.highDecreeMax = meta.floorHighDecree;
@@ -259,6 +306,8 @@ export class LogScanner {
     const chainEnd = { segment: this.last.segment, offset: this.last.end };
     return {
       records: this.records,
+      decrees: this.decrees,
+      locations: this.locations,
       last: this.last,
       damage: this.damage,
       tail,
@@ -268,27 +317,35 @@ export class LogScanner {
       groups: this.groups,
       groupsAbandoned: this.groupsAbandoned,
       lastSegment: this.lastSegment,
-      images: this.images,
+      files: this,
     };
   }
 
-  /** The image of segment `n` (read once, kept: recovered payloads are views into it). */
+  /** Closes every file the scan opened. */
+  close(): void {
+    for (const img of this.images.values()) if (img.fd >= 0) this.fs.close(img.fd);
+    this.images.clear();
+    this.windowOf = null;
+  }
+
+  /** Segment `n` as recovery sees it (opened once; its header checked). */
   image(n: number): SegmentImage {
     let img = this.images.get(n);
     if (img !== undefined) return img;
     const fileName = segmentFileName(n);
     const path = `${this.dir}/${fileName}`;
-    let bytes: Uint8Array = new Uint8Array(0);
     let header: SegmentHeaderCheck | null = null;
     const exists = this.fs.exists(path);
+    const fd = exists ? this.fs.open(path, { create: false }) : -1;
+    const size = exists ? this.fs.size(fd) : 0;
+    img = { number: n, fileName, path, exists, size, fd, binding: segmentBinding(n), header };
+    this.images.set(n, img);
     if (exists) {
-      const fd = this.fs.open(path, { create: false });
-      try {
-        bytes = readWholeFile(this.fs, fd);
-      } finally {
-        this.fs.close(fd);
-      }
-      header = checkSegmentHeader(bytes, n);
+      const at = this.load(img, 0, SEGMENT_HEADER_BYTES);
+      header = checkSegmentHeader(this.windowBytes.subarray(at, at + SEGMENT_HEADER_BYTES), n);
+      img = { ...img, header };
+      this.images.set(n, img);
+      this.windowOf = img;
       if (!header.ok && header.reason === 'version') {
         throw new LogError(
           'PAXLINE_LOG_VERSION',
@@ -298,9 +355,80 @@ export class LogScanner {
         );
       }
     }
-    img = { number: n, fileName, path, exists, bytes, view: viewOf(bytes), header };
-    this.images.set(n, img);
     return img;
+  }
+
+  /**
+   * Makes file bytes [pos, pos + length) of `img` (clipped to its size) present in the window
+   * and returns the window index of `pos`. Bytes already loaded are moved, never read twice.
+   */
+  load(img: SegmentImage, pos: number, length: number): number {
+    const want = Math.min(length, img.size - pos);
+    if (this.windowOf === img && pos >= this.base && pos + want <= this.base + this.loaded) {
+      return pos - this.base;
+    }
+    if (want > this.window.length) {
+      // A group larger than the window: grow it (bounded by the segment size).
+      const grown = new Uint8Array(Math.max(want, this.window.length * 2));
+      this.window = grown;
+      this.windowView = viewOf(grown);
+      this.windowOf = null;
+    }
+    let kept = 0;
+    if (this.windowOf === img && pos >= this.base && pos < this.base + this.loaded) {
+      kept = this.base + this.loaded - pos;
+      this.window.copyWithin(0, pos - this.base, this.loaded);
+    }
+    const target = Math.min(this.window.length, img.size - pos);
+    let got = kept;
+    while (got < target) {
+      const n = this.fs.read(img.fd, this.window.subarray(got), target - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    assert(got >= want, 'load: file shorter than its size');
+    this.windowOf = img;
+    this.base = pos;
+    this.loaded = got;
+    this.windowBytes = this.window.subarray(0, got);
+    return 0;
+  }
+
+  /** End of the last non-zero byte of segment `n` at or after `from` (`from` when all zero). */
+  nonzeroEnd(n: number, from: number): number {
+    const img = this.image(n);
+    let end = img.size;
+    while (end > from) {
+      const chunkFrom = Math.max(from, end - this.window.length);
+      const at = this.load(img, chunkFrom, end - chunkFrom);
+      const bytes = this.windowBytes;
+      let i = at + (end - chunkFrom);
+      while (i > at && bytes[i - 1] === 0) i--;
+      if (i > at) return chunkFrom + (i - at);
+      end = chunkFrom;
+    }
+    return from;
+  }
+
+  /**
+   * Where the bytes written by segment `n`'s own life end, at or after `from`: in a recycled
+   * segment, the end of the furthest group header valid for `n` (older lives' groups never
+   * verify, and are not cut: they are stale, not torn); in a new one, the last non-zero byte.
+   */
+  writtenEnd(n: number, from: number): number {
+    const img = this.image(n);
+    if (!img.exists) return from;
+    const header = img.header;
+    if (header === null || !header.ok || header.recycledFrom === 0) return this.nonzeroEnd(n, from);
+    let end = from;
+    this.eachHeader(img, Math.max(alignUp(from), FIRST_GROUP_OFFSET), (x, h) => {
+      end = Math.max(end, Math.min(img.size, x + groupSpanBytes(h.bodyBytes)));
+    });
+    return end;
+  }
+
+  size(n: number): number {
+    return this.image(n).size;
   }
 
   private emptyTail(): TailVerdict | null {
@@ -439,6 +567,8 @@ export class LogScanner {
         this.groupsAbandoned += this.recent.length - 1 - at;
         this.recent.length = at + 1;
         this.records.length = f.recordsEnd;
+        this.decrees.length = f.locationsEnd;
+        this.locations.length = f.locationsEnd;
       }
       // Groups before the frontier are proven synced; no later group can name them.
       this.recent = this.recent.slice(this.recent.indexOf(f));
@@ -464,12 +594,17 @@ export class LogScanner {
       seq: h.seq - 1,
       epoch: h.epoch,
       recordsEnd: this.records.length,
+      locationsEnd: this.locations.length,
     };
   }
 
   private push(g: ParsedGroup): void {
     const h = g.header;
     for (const r of g.records) this.records.push(r);
+    for (let i = 0; i < g.decrees.length; i++) {
+      this.decrees.push(g.decrees[i]!);
+      this.locations.push(g.locations[i]!);
+    }
     const chained: ChainGroup = {
       segment: g.segment,
       position: g.position,
@@ -480,6 +615,7 @@ export class LogScanner {
       kind: h.kind,
       highDecree: h.highDecree,
       recordsEnd: this.records.length,
+      locationsEnd: this.locations.length,
     };
     this.recent.push(chained);
     this.last = chained;
@@ -493,11 +629,11 @@ export class LogScanner {
    * chain requires, so a valid header of an unknown version refuses the open.
    */
   private groupAt(img: SegmentImage, pos: number, expected: boolean): GroupAt {
-    const { bytes, view } = img;
-    if (pos + GROUP_HEADER_BYTES > bytes.length) {
+    if (!img.exists || pos + GROUP_HEADER_BYTES > img.size) {
       return { ok: false, cause: 'truncated', skipTo: null };
     }
-    const h = parseGroupHeader(bytes, view, pos);
+    const hat = this.load(img, pos, GROUP_HEADER_BYTES);
+    const h = parseGroupHeader(this.windowBytes, this.windowView, hat, img.binding);
     if (h === null) return { ok: false, cause: 'header', skipTo: null };
     if (h.version !== FORMAT_VERSION) {
       if (!expected) return { ok: false, cause: 'header', skipTo: null };
@@ -513,23 +649,32 @@ export class LogScanner {
     if (h.kind !== GROUP_KIND_DATA && h.kind !== GROUP_KIND_SKIP) {
       return { ok: false, cause: 'header', skipTo: null };
     }
-    if (bodyEnd > bytes.length) return { ok: false, cause: 'truncated', skipTo: null };
+    if (bodyEnd > img.size) return { ok: false, cause: 'truncated', skipTo: null };
     const end = pos + groupSpanBytes(h.bodyBytes);
-    const records: RecoveredRecord[] = [];
-    if (h.kind === GROUP_KIND_DATA && !this.checkBody(img, h, bodyAt, bodyEnd, records)) {
-      return { ok: false, cause: 'checksum', skipTo: Math.min(end, bytes.length) };
+    const group: ParsedGroup = {
+      header: h, segment: img.number, position: pos, end, records: [], decrees: [], locations: [],
+    };
+    if (h.kind === GROUP_KIND_DATA) {
+      const at = this.load(img, pos, bodyEnd - pos);
+      const ok = this.checkBody(img, h, at + GROUP_HEADER_BYTES, at + bodyEnd - pos, pos, group);
+      if (!ok) return { ok: false, cause: 'checksum', skipTo: Math.min(end, img.size) };
     }
-    return { ok: true, group: { header: h, segment: img.number, position: pos, end, records } };
+    return { ok: true, group };
   }
 
+  /** Verifies a group body at window [bodyAt, bodyEnd); `fileAt`: file offset of the group. */
   private checkBody(
     img: SegmentImage,
     h: ParsedGroupHeader,
     bodyAt: number,
     bodyEnd: number,
-    out: RecoveredRecord[],
+    fileAt: number,
+    out: ParsedGroup,
   ): boolean {
-    const { bytes, view } = img;
+    const bytes = this.windowBytes;
+    const view = this.windowView;
+    const { decrees, locations } = out;
+    const recordsOut = out.records;
     const r = this.recordScratch;
     let at = bodyAt;
     let bodyCrc = 0;
@@ -537,14 +682,19 @@ export class LogScanner {
       const next = checkRecordAt(bytes, view, at, bodyEnd, r);
       if (next < 0) return false;
       bodyCrc = foldRecordCrc(bodyCrc, r.crc, this.crcScratch);
-      out.push({
-        type: r.type,
-        decree: r.decree,
-        ballot: r.ballot,
-        payload: bytes.subarray(r.payloadAt, r.payloadAt + r.payloadBytes),
-        segment: img.number,
-        offset: at,
-      });
+      const offset = fileAt + GROUP_HEADER_BYTES + (at - bodyAt);
+      decrees.push(r.decree);
+      locations.push(img.number * LOCATION_FACTOR + offset);
+      if (r.decree === 0 || r.decree >= this.keepFromDecree) {
+        recordsOut.push({
+          type: r.type,
+          decree: r.decree,
+          ballot: r.ballot,
+          payload: bytes.slice(r.payloadAt, r.payloadAt + r.payloadBytes),
+          segment: img.number,
+          offset,
+        });
+      }
       at = next;
     }
     return at === bodyEnd && bodyCrc === h.bodyCrc;
@@ -565,27 +715,46 @@ export class LogScanner {
       if (!img.exists) continue;
       let x = FIRST_GROUP_OFFSET;
       if (s === cur && failPos >= FIRST_GROUP_OFFSET) x = skipTo ?? failPos + GROUP_ALIGN_BYTES;
-      x = alignUp(x);
-      const { bytes, view } = img;
-      const limit = bytes.length - GROUP_HEADER_BYTES;
-      while (x <= limit) {
-        if (view.getUint32(x, true) !== GROUP_MAGIC) {
-          x += GROUP_ALIGN_BYTES;
-          continue;
-        }
-        const h = parseGroupHeader(bytes, view, x);
-        if (h === null || h.version !== FORMAT_VERSION) {
-          x += GROUP_ALIGN_BYTES;
-          continue;
-        }
-        if (h.seq > last.seq && h.epoch >= last.epoch) this.noteHit(result, img, x, h);
-        const span = groupSpanBytes(h.bodyBytes);
-        x = x + span <= bytes.length ? x + span : x + GROUP_ALIGN_BYTES;
-      }
+      this.eachHeader(img, alignUp(x), (at, h) => {
+        if (h.seq > last.seq && h.epoch >= last.epoch) this.noteHit(result, img, at, h);
+      });
     }
     if (result.seqMax > this.seqMax) this.seqMax = result.seqMax;
     if (result.highDecreeMax > this.highDecreeMax) this.highDecreeMax = result.highDecreeMax;
     return result;
+  }
+
+  /**
+   * Calls `visit` for every valid group header of `img` (bound to it, of this format version) at
+   * an aligned position from `from` on, hopping over the span of each one found.
+   */
+  private eachHeader(
+    img: SegmentImage,
+    from: number,
+    visit: (at: number, h: ParsedGroupHeader) => void,
+  ): void {
+    const limit = img.size - GROUP_HEADER_BYTES;
+    let x = from;
+    while (x <= limit) {
+      const at = this.load(img, x, GROUP_HEADER_BYTES);
+      const view = this.windowView;
+      // Scan the loaded part for the magic without reloading.
+      const stop = Math.min(limit, this.base + this.loaded - GROUP_HEADER_BYTES);
+      let i = at;
+      while (x <= stop && view.getUint32(i, true) !== GROUP_MAGIC) {
+        x += GROUP_ALIGN_BYTES;
+        i += GROUP_ALIGN_BYTES;
+      }
+      if (x > stop) continue;
+      const h = parseGroupHeader(this.windowBytes, view, i, img.binding);
+      if (h === null || h.version !== FORMAT_VERSION) {
+        x += GROUP_ALIGN_BYTES;
+        continue;
+      }
+      visit(x, h);
+      const span = groupSpanBytes(h.bodyBytes);
+      x = x + span <= img.size ? x + span : x + GROUP_ALIGN_BYTES;
+    }
   }
 
   private noteHit(result: SearchResult, img: SegmentImage, x: number, h: ParsedGroupHeader): void {
@@ -622,12 +791,12 @@ export class LogScanner {
       let to: number;
       if (resync !== null && s === endSegment) to = resync.position;
       else if (!img.exists) to = Math.max(proven, FIRST_GROUP_OFFSET + GROUP_HEADER_BYTES);
-      else to = Math.max(alignUp(nonzeroEnd(img.bytes, from)), proven);
+      else to = Math.max(alignUp(this.nonzeroEnd(s, from)), proven);
       if (to <= from) continue;
       let reason: DamageReason;
       if (!img.exists) reason = 'missing';
       else if (!headerOk) reason = 'segmentHeader';
-      else if (to > img.bytes.length) reason = 'truncated';
+      else if (to > img.size) reason = 'truncated';
       else reason = s === cur ? cause : 'header';
       ranges.push({ segment: s, fileName: img.fileName, offsetFrom: from, offsetTo: to, reason });
     }
