@@ -61,7 +61,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   });
   replica.on('logError', (e: Error) => process.stderr.write(`paxline: replica ${f.id} log: ${e.message}\n`));
   replica.on('role', (r: { role: string; primary: number }) => {
-    if (!f.json) process.stderr.write(`paxline: replica ${f.id} is ${r.role}${r.primary >= 0 ? ` (primary: ${r.primary})` : ''}\n`);
+    process.stderr.write(`paxline: replica ${f.id} is ${r.role}${r.primary >= 0 ? ` (primary: ${r.primary})` : ''}\n`);
   });
   const line = { id: f.id, pid: process.pid, peer: formatAddress(me.peer), client: formatAddress(me.client), incarnation: replica.incarnation };
   console.log(f.json ? JSON.stringify(line) : `paxline: replica ${f.id} up (incarnation ${replica.incarnation}): peers on ${line.peer}, clients on ${line.client}`);
