@@ -1030,7 +1030,8 @@ export class SegmentLog {
     }
     if (last.segment !== this.segment) {
       this.segment = last.segment;
-      this.zeroedEnd = last.end;
+      // A recycled file is allocated to its full size already: nothing to zero-fill.
+      this.zeroedEnd = this.recycledFrom.has(last.segment) ? this.options.segmentBytes : last.end;
     }
     this.writePos = last.end;
     if (this.zeroedEnd < this.writePos) this.zeroedEnd = this.writePos;
