@@ -8,6 +8,7 @@ import { kvCommand } from './kv.js';
 import { localCommand } from './local.js';
 import { simCommand } from './sim.js';
 import { startCommand } from './start.js';
+import { statusCommand } from './status.js';
 
 const USAGE = `usage: paxline <command> [flags]
 
@@ -16,6 +17,7 @@ commands:
               --replicas N (default 3)  --json  --dir DIR
   start       run one replica of the key-value service
               --config FILE --id N  [--init: new cluster, empty data directory]  [--json]
+  status      role and decrees of every replica  [--config FILE] [--json]
   kv          get KEY | put KEY VALUE | cas KEY EXPECTED VALUE | cas --absent KEY VALUE
               [--config FILE (default: $PAXLINE_CONFIG, else the last 'paxline local')]
               [--stale: read a replica's local state]  [--json]  [--timeout-ms N]
@@ -40,6 +42,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return localCommand(rest);
     case 'kv':
       return kvCommand(rest);
+    case 'status':
+      return statusCommand(rest);
     case 'bench-log':
       return benchLogCommand(rest);
     case undefined:

@@ -7,6 +7,7 @@
  *                maxLagDecrees | nil, timeoutMs | nil]
  *                 op 1 = replicate (payload: the command bytes, msgpack bin)
  *                 op 2 = fastRead  (payload: the query bytes; the last two fields are its options)
+ *                 op 3 = status    (payload: empty; the result is the replica's status, UTF-8 JSON)
  *   response := [requestId, 0, resultBytes]                      the state machine's result
  *             | [requestId, 1, primaryAddress | nil, primaryId | nil]
  *                                                               PAXLINE_NOT_PRIMARY: the command
@@ -33,13 +34,14 @@ export const CLIENT_FRAME_BYTES_MAX = 4 * 1024 * 1024;
 
 export const OP_REPLICATE = 1;
 export const OP_FAST_READ = 2;
+export const OP_STATUS = 3;
 export const STATUS_RESULT = 0;
 export const STATUS_REDIRECT = 1;
 export const STATUS_ERROR = 2;
 
 export interface ClientRequest {
   readonly requestId: number;
-  readonly op: typeof OP_REPLICATE | typeof OP_FAST_READ;
+  readonly op: typeof OP_REPLICATE | typeof OP_FAST_READ | typeof OP_STATUS;
   readonly payload: Uint8Array;
   readonly maxLagDecrees: number | null;
   readonly timeoutMs: number | null;
@@ -103,7 +105,7 @@ export function decodeRequest(
   if (version !== CLIENT_PROTOCOL_VERSION) {
     return { requestId, reason: `unsupported protocol version ${String(version)}` };
   }
-  if (a.length !== 6 || (op !== OP_REPLICATE && op !== OP_FAST_READ)) {
+  if (a.length !== 6 || (op !== OP_REPLICATE && op !== OP_FAST_READ && op !== OP_STATUS)) {
     return { requestId, reason: 'bad request op or arity' };
   }
   if (!(payload instanceof Uint8Array)) return { requestId, reason: 'payload is not bytes' };

@@ -17,6 +17,7 @@ import * as net from 'node:net';
 import {
   FrameReader,
   OP_REPLICATE,
+  OP_STATUS,
   decodeRequest,
   encodeResponse,
   type ClientRequest,
@@ -27,6 +28,8 @@ import { KvError, errorCode } from './kv-error.js';
 /** What the client endpoint needs from a replica (the runtime's façade provides it). */
 export interface ReplicaForClients {
   replicate(cmd: Uint8Array): Promise<Uint8Array>;
+  /** The replica's status (structured data), for `paxline status`; optional. */
+  status?(): Promise<unknown>;
   fastRead(
     query: Uint8Array,
     o?: { maxLagDecrees?: number; timeoutMs?: number },
@@ -215,6 +218,10 @@ class ClientServerImpl implements ClientServer {
     let pending: Promise<Uint8Array>;
     if (req.op === OP_REPLICATE) {
       pending = r.replicate(req.payload);
+    } else if (req.op === OP_STATUS) {
+      pending = r.status
+        ? r.status().then((s) => new TextEncoder().encode(JSON.stringify(s)))
+        : Promise.reject(new KvError('PAXLINE_PROTOCOL', 'this endpoint serves no status'));
     } else {
       const o: { maxLagDecrees?: number; timeoutMs?: number } = {};
       if (req.maxLagDecrees !== null) o.maxLagDecrees = req.maxLagDecrees;

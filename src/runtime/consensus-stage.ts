@@ -225,6 +225,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     backlog = execute.flush() || backlog;
     const s = core.status();
     counters[C_COMMITTED] = s.committed;
+    counters[C_PRIMARY] = s.role === 'primary' ? self : s.knownPrimary;
+    counters[C_BALLOT] = s.promised;
     counters[C_DECREES_PROPOSED] = core.stats.decreesProposed;
     counters[C_MESSAGES_SENT] = sent;
     counters[C_MESSAGES_RECEIVED] = received;

@@ -24,9 +24,9 @@ import { PaxlineError, revive, type ErrorShape } from './errors.js';
 import type { LogRecovered } from './log-stage.js';
 import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
 import {
-  C_APPENDED_SEQ, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
+  C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES,
-  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
+  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
   createStageShared, F_STOP, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
@@ -186,7 +186,7 @@ export class PaxlineReplica extends EventEmitter {
 
   /** The primary's replica id when known, else -1. */
   get primary(): number {
-    return this.currentPrimary;
+    return this.counters[C_PRIMARY]!;
   }
 
   /**
@@ -255,7 +255,7 @@ export class PaxlineReplica extends EventEmitter {
     const c = this.counters;
     const consensus = this.closing === null && this.failed === null ? await this.ask() : null;
     return {
-      replicaId: this.replicaId, role: this.currentRole, primary: this.currentPrimary, ballot: c[3]!,
+      replicaId: this.replicaId, role: this.currentRole, primary: c[C_PRIMARY]!, ballot: c[C_BALLOT]!,
       incarnation: this.incarnation, peerPort: this.peerPort,
       decrees: { committed: c[C_COMMITTED]!, executed: c[C_EXECUTED]!, proposed: c[C_DECREES_PROPOSED]!, checkpoint: c[C_CHECKPOINT_DECREE]! },
       log: {

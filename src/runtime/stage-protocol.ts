@@ -66,6 +66,8 @@ export interface StageShared {
 }
 
 export function createStageShared(ringBytes: number): StageShared {
+  const counters = new SharedArrayBuffer(COUNTER_SLOTS * 8);
+  new Float64Array(counters)[C_PRIMARY] = -1;
   return {
     proposals: createRingBuffer(ringBytes),
     persist: createRingBuffer(ringBytes * 2),
@@ -73,7 +75,7 @@ export function createStageShared(ringBytes: number): StageShared {
     execute: createRingBuffer(ringBytes * 2),
     reads: createRingBuffer(1 << 20),
     completions: createRingBuffer(ringBytes),
-    counters: new SharedArrayBuffer(COUNTER_SLOTS * 8),
+    counters,
     flags: new SharedArrayBuffer(16),
   };
 }
