@@ -95,3 +95,19 @@ test('runtime: data-directory guards and option validation', async () => {
   await assert.rejects(createReplica({ ...o, tickMs: 0 }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'tickMs');
   await assert.rejects(createReplica({ ...o, stateMachine: join(here, 'nope.js') }));
 });
+
+test('runtime: canBecomePrimary() false keeps a replica from standing for primary', async () => {
+  const ports = await freePorts(3);
+  const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));
+  const replicas = await Promise.all(members.map((m) => createReplica({
+    clusterId: 'cand', replicaId: m.id, members, dataDir: join(base, 'cand', `r${m.id}`), init: true,
+    stateMachine: machine, stateMachineOptions: { noCandidacy: [1, 2] },
+  })));
+  try {
+    const primary = await primaryOf(replicas);
+    assert.equal(primary.replicaId, 3, 'only replica 3 may become primary');
+    assert.equal(dec.decode(await primary.replicate(enc.encode('a'))).split(':')[0], '1');
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+});

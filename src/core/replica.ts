@@ -153,6 +153,7 @@ export class Replica {
   private primaryContactBallot = BALLOT_NONE;
   private knownPrimary = -1;
   private electionDeadlineTick = 0;
+  private candidacyAllowed = true;
   /** The pre-vote: status asked before preparing; `noPrimary` = peers that see no live primary. */
   private query: { deadlineTick: number; responded: Set<number>; noPrimary: Set<number> } | null = null;
   private fetch: { peer: number; toDecree: number; sentTick: number } | null = null;
@@ -259,12 +260,21 @@ export class Replica {
     else if (this.query) {
       if (this.now >= this.query.deadlineTick) this.concludePreVote(true);
     } else if (this.now >= this.electionDeadlineTick) {
-      this.startElection();
+      if (this.candidacyAllowed) this.startElection();
+      else this.resetElectionTimer();
     }
     if (this.fetch && this.now - this.fetch.sentTick >= this.o.fetchRetryTicks) this.retryFetch();
     const t = this.commitTarget;
     if (!this.fetch && !this.leader && t.decree > this.committed && this.now - t.sinceTick >= 2) this.startFetch(t.from, t.decree);
     this.afterInput();
+  }
+
+  /**
+   * RSL's canBecomePrimary: while false, this replica starts no election of its own (it still
+   * votes, accepts and follows). Liveness only: the protocol is safe either way.
+   */
+  setCandidacyAllowed(allowed: boolean): void {
+    this.candidacyAllowed = allowed;
   }
 
   /** Every record with seq ≤ upToSeq is durable. */

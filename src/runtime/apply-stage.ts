@@ -28,7 +28,7 @@ import { errorShape, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, COMPLETION_READ,
-  COMPLETION_READ_ERROR, COMPLETION_RESULT, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
+  COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
 
@@ -39,6 +39,7 @@ export interface ApplyStageInit {
 }
 
 const WAIT_MS = 200;
+const POLICY_POLL_MS = 100;
 const DECREES_PER_TURN = 256;
 
 export function checkpointDirOf(dataDir: string): string {
@@ -150,6 +151,17 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     for (const old of all.slice(0, Math.max(0, all.length - o.checkpointsKept))) rmSync(old.path, { force: true });
   };
 
+  // RSL's canBecomePrimary / acceptMessageFrom run here, with the state machine; the consensus
+  // stage reads their answers from shared flags (polled, so a change applies within POLL_MS).
+  const memberIds = smInit.members;
+  const pollPolicy = (): void => {
+    if (sm.canBecomePrimary) Atomics.store(flags, F_CANDIDACY_BLOCKED, sm.canBecomePrimary() ? 0 : 1);
+    if (sm.acceptMessageFrom) {
+      memberIds.forEach((id, i) => Atomics.store(flags, F_PEER_BLOCKED + i, sm.acceptMessageFrom!(id) ? 0 : 1));
+    }
+  };
+  pollPolicy();
+  const policyTimer = sm.canBecomePrimary || sm.acceptMessageFrom ? setInterval(pollPolicy, POLICY_POLL_MS) : null;
   let stopping = false;
   port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; role?: string; primary?: number; ballot?: number }) => {
     if (msg.type === 'read') {
@@ -192,6 +204,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     port.postMessage({ type: 'failed', error: errorShape(e) });
     return;
   }
+  if (policyTimer) clearInterval(policyTimer);
   sm.shutDown?.();
   port.postMessage({ type: 'closed', executed });
 }

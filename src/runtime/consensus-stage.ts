@@ -28,7 +28,7 @@ import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
-  C_PRIMARY, C_ROLE, REQUEST_HEADER_BYTES, type StageShared,
+  C_PRIMARY, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 
 export interface ConsensusStageInit {
@@ -104,6 +104,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   });
   records.length = 0;
 
+  const flags = new Int32Array(init.shared.flags);
+  const memberIndex = new Map(o.members.map((m, i) => [m.id, i] as const));
   const bell = new Doorbell(init.doorbell);
   const proposals = new RingConsumer(init.shared.proposals);
   const durable = new RingConsumer(init.shared.durable);
@@ -127,6 +129,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     peers: o.members.filter((m) => m.id !== self),
     onMessage: (m: Message) => {
       received++;
+      const from = memberIndex.get(m.from);
+      if (from !== undefined && Atomics.load(flags, F_PEER_BLOCKED + from) === 1) return; // acceptMessageFrom said no
       core.receive(m);
       schedulePump();
     },
@@ -240,6 +244,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   }
 
   const ticker = setInterval(() => {
+    core.setCandidacyAllowed(Atomics.load(flags, F_CANDIDACY_BLOCKED) === 0);
     core.tick();
     pump();
   }, o.tickMs);

@@ -53,6 +53,10 @@ export const COUNTER_SLOTS = C_FSYNC_HIST + FSYNC_HIST_BUCKETS;
 
 /** Int32 flag slots. */
 export const F_STOP = 0; // main: every stage winds down
+export const F_CANDIDACY_BLOCKED = 1; // apply: 1 while the state machine's canBecomePrimary() is false
+/** apply: F_PEER_BLOCKED + i is 1 while acceptMessageFrom(members[i].id) is false. */
+export const F_PEER_BLOCKED = 4;
+export const FLAG_SLOTS = F_PEER_BLOCKED + 1024;
 
 export interface StageShared {
   readonly proposals: SharedArrayBuffer;
@@ -76,7 +80,7 @@ export function createStageShared(ringBytes: number): StageShared {
     reads: createRingBuffer(1 << 20),
     completions: createRingBuffer(ringBytes),
     counters,
-    flags: new SharedArrayBuffer(16),
+    flags: new SharedArrayBuffer(FLAG_SLOTS * 4),
   };
 }
 

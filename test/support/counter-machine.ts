@@ -7,10 +7,15 @@ import type { StateMachine, StateMachineInit, StateReader, StateWriter } from '.
 
 const enc = new TextEncoder();
 
-export default function createCounterMachine(_init: StateMachineInit): StateMachine {
+export default function createCounterMachine(init: StateMachineInit): StateMachine {
   let count = 0;
   let sum = 0;
+  // Test knobs: { noCandidacy: ids that must not stand for primary }.
+  const noCandidacy = ((init.options ?? {}) as { noCandidacy?: number[] }).noCandidacy ?? [];
   return {
+    canBecomePrimary() {
+      return !noCandidacy.includes(init.replicaId);
+    },
     execute(command, context) {
       count++;
       for (const b of command) sum = (sum + b) % 1_000_000_007;
