@@ -16,6 +16,7 @@ import { readMetadata, MetadataStore } from '../log/metadata.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
 import { SegmentLog } from '../log/segment-log.js';
 import { STORED_ACCEPT, STORED_COMMIT, STORED_LEARNED, STORED_PROMISE } from '../log/stored-record.js';
+import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
 import {
@@ -25,6 +26,8 @@ import {
 
 export interface LogStageInit {
   readonly shared: StageShared;
+  /** The network+consensus stage's doorbell, rung with every durable position published. */
+  readonly doorbell: SharedArrayBuffer;
   readonly dataDir: string;
   readonly clusterId: string;
   readonly replicaId: number;
@@ -124,7 +127,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   port.postMessage(storage.recovered);
 
   const persist = new RingConsumer(o.shared.persist);
-  const durable = new RingProducer(o.shared.durable);
+  const durable = new RingProducer(o.shared.durable, new Doorbell(o.doorbell));
   const counters = new Float64Array(o.shared.counters);
   const flags = new Int32Array(o.shared.flags);
   const seqBytes = new Uint8Array(8);

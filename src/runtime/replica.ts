@@ -151,7 +151,7 @@ export class PaxlineReplica extends EventEmitter {
     const shared = createStageShared(o.ringBytes);
     const doorbell = createDoorbell();
     const logWorker = new Worker(new URL('log.worker.js', WORKERS), {
-      workerData: { shared, dataDir: o.dataDir, clusterId: o.clusterId, replicaId: o.replicaId, init: o.init, segmentBytes: o.segmentBytes },
+      workerData: { shared, doorbell, dataDir: o.dataDir, clusterId: o.clusterId, replicaId: o.replicaId, init: o.init, segmentBytes: o.segmentBytes },
       name: `paxline-log-r${o.replicaId}`,
     });
     const started: Worker[] = [logWorker];
