@@ -4,6 +4,7 @@
  * simulator and benchmarks.
  */
 import { benchLogCommand } from './bench-log.js';
+import { benchMicroCommand } from './bench-micro.js';
 import { kvCommand } from './kv.js';
 import { localCommand } from './local.js';
 import { simCommand } from './sim.js';
@@ -29,7 +30,9 @@ commands:
         --json           print one summary JSON line
         --verbose        one line per seed
   bench-log   measure the log: group commit vs the fdatasync floor, 16-byte commands
-              through the log stage, recovery speed (--json, --dir, --quick, --recovery-mb N)`;
+              through the log stage, recovery speed (--json, --dir, --quick, --recovery-mb N)
+  bench-micro micro benchmarks: rings, codecs, CRC32C, log append, the core's commit
+              computation (--json, --quick, --filter NAME)`;
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,6 +49,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return statusCommand(rest);
     case 'bench-log':
       return benchLogCommand(rest);
+    case 'bench-micro':
+      return benchMicroCommand(rest);
     case undefined:
     case '--help':
     case 'help':
