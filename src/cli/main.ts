@@ -3,6 +3,7 @@
  * The `paxline` command: run replicas (`start`, `local`), talk to them (`kv`, `status`), and the
  * simulator and benchmarks.
  */
+import { BENCH_USAGE, benchCommand } from './bench.js';
 import { benchLogCommand } from './bench-log.js';
 import { benchMicroCommand } from './bench-micro.js';
 import { kvCommand } from './kv.js';
@@ -29,6 +30,7 @@ commands:
         --mutation NAME  inject a deliberate bug, to prove the checkers catch it
         --json           print one summary JSON line
         --verbose        one line per seed
+${BENCH_USAGE}
   bench-log   measure the log: group commit vs the fdatasync floor, 16-byte commands
               through the log stage, recovery speed (--json, --dir, --quick, --recovery-mb N)
   bench-micro micro benchmarks: rings, codecs, CRC32C, log append, the core's commit
@@ -47,6 +49,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return kvCommand(rest);
     case 'status':
       return statusCommand(rest);
+    case 'bench':
+      return benchCommand(rest);
     case 'bench-log':
       return benchLogCommand(rest);
     case 'bench-micro':

@@ -1,0 +1,186 @@
+/**
+ * The load loop of the cluster benchmark, run inside the process that submits operations (the
+ * primary replica's process for embedded load, a load-generator process for client load).
+ *
+ * Closed loop (rate null): `inflight` slots, each with one operation outstanding at all times;
+ * when one resolves, the slot sends the next at once. Latency = resolve time − send time.
+ *
+ * Open loop (rate R ops/s): operation k is INTENDED to be sent at t0 + k / R, whatever happened
+ * to the earlier ones; a 1 ms pump sends every operation whose time has come, as long as a slot
+ * is free (`inflight` caps what is outstanding). Latency = resolve time − intended send time, so
+ * time spent waiting for a slot or for a late timer counts (no coordinated omission).
+ *
+ * The measurement window is bounded by markStart() and markEnd(), called when the coordinator
+ * says so: `ops` counts the operations that RESOLVED with the expected result inside the window
+ * (whenever they were sent), and only those are recorded in the histogram; `windowMs` is this
+ * process's own clock between the two marks. markEnd() also stops sending; drain() then waits for
+ * what is still outstanding, so the replicas can be compared at rest.
+ *
+ * Failed operations are counted (errors; PAXLINE_BUSY separately), never recorded as latency; a
+ * closed-loop slot whose operation failed waits one event-loop turn (setImmediate) before sending
+ * again, so a replica that rejects synchronously cannot starve this process's event loop.
+ */
+import { performance } from 'node:perf_hooks';
+import { createLatencyHistogram, recordMs, summarize, type LatencySummary } from './latency.js';
+
+/** Sends one operation from `slot`; resolves true when it resolved with the expected result. */
+export type IssueFn = (slot: number) => Promise<boolean>;
+
+export interface LoadSpec {
+  /** Closed loop: operations outstanding. Open loop: the most outstanding at once. */
+  readonly inflight: number;
+  /** Open loop: intended operations per second; null: closed loop. */
+  readonly rateOpsPerSec: number | null;
+}
+
+export interface WindowReport {
+  readonly ops: number;
+  readonly windowMs: number;
+  readonly latency: LatencySummary;
+  readonly errors: number;
+  readonly busyRejected: number;
+  readonly firstError: string | null;
+  /** Open loop: operations whose intended send time fell inside the window. */
+  readonly intendedOps: number;
+  /** Open loop: the most operations that were due but had no free slot (0 for a closed loop). */
+  readonly backlogMax: number;
+}
+
+const PUMP_MS = 1;
+
+export class LoadDriver {
+  private running = false;
+  private counting = false;
+  private outstanding = 0;
+  private ops = 0;
+  private errors = 0;
+  private busy = 0;
+  private firstError: string | null = null;
+  private readonly histogram = createLatencyHistogram();
+  private windowStartMs = 0;
+  private readonly freeSlots: number[] = [];
+  private t0Ms = 0;
+  private sent = 0;
+  private sentAtWindowStart = 0;
+  private backlogMax = 0;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly spec: LoadSpec, private readonly issue: IssueFn) {
+    if (!Number.isSafeInteger(spec.inflight) || spec.inflight < 1) throw new Error(`inflight must be an integer ≥ 1, got ${spec.inflight}`);
+    if (spec.rateOpsPerSec !== null && !(spec.rateOpsPerSec > 0)) throw new Error(`rate must be > 0, got ${spec.rateOpsPerSec}`);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const now = performance.now();
+    if (this.spec.rateOpsPerSec === null) {
+      for (let slot = 0; slot < this.spec.inflight; slot++) this.fire(slot, now);
+    } else {
+      for (let slot = this.spec.inflight - 1; slot >= 0; slot--) this.freeSlots.push(slot);
+      this.t0Ms = now;
+      this.pump();
+    }
+  }
+
+  markStart(): void {
+    this.histogram.reset();
+    this.ops = 0;
+    this.errors = 0;
+    this.busy = 0;
+    this.backlogMax = 0;
+    this.sentAtWindowStart = this.dueBy(performance.now());
+    this.windowStartMs = performance.now();
+    this.counting = true;
+  }
+
+  /** Ends the window and stops sending; what is outstanding completes uncounted. */
+  markEnd(): WindowReport {
+    const end = performance.now();
+    this.counting = false;
+    this.running = false;
+    return {
+      ops: this.ops,
+      windowMs: end - this.windowStartMs,
+      latency: summarize(this.histogram),
+      errors: this.errors,
+      busyRejected: this.busy,
+      firstError: this.firstError,
+      intendedOps: this.spec.rateOpsPerSec === null ? 0 : this.dueBy(end) - this.sentAtWindowStart,
+      backlogMax: this.backlogMax,
+    };
+  }
+
+  /** Resolves once nothing is outstanding (after markEnd), or rejects after timeoutMs. */
+  drain(timeoutMs: number): Promise<void> {
+    this.running = false;
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.outstanding} operations still outstanding after ${timeoutMs} ms`)), timeoutMs);
+      this.drainWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private dueBy(nowMs: number): number {
+    const r = this.spec.rateOpsPerSec;
+    return r === null ? 0 : Math.floor(((nowMs - this.t0Ms) * r) / 1000);
+  }
+
+  private fire(slot: number, startMs: number): void {
+    this.outstanding++;
+    this.issue(slot).then(
+      (ok) => this.done(slot, startMs, ok ? null : 'unexpected result'),
+      (e: unknown) => this.done(slot, startMs, e ?? 'rejected'),
+    );
+  }
+
+  private done(slot: number, startMs: number, error: unknown): void {
+    this.outstanding--;
+    if (error === null) {
+      if (this.counting) {
+        this.ops++;
+        recordMs(this.histogram, performance.now() - startMs);
+      }
+    } else {
+      const code = (error as { code?: unknown }).code;
+      if (this.counting) {
+        this.errors++;
+        if (code === 'PAXLINE_BUSY') this.busy++;
+      }
+      this.firstError ??= error instanceof Error ? `${String(code ?? error.name)}: ${error.message}` : String(error);
+    }
+    if (!this.running) {
+      if (this.outstanding === 0) for (const w of this.drainWaiters.splice(0)) w();
+      return;
+    }
+    if (this.spec.rateOpsPerSec !== null) this.freeSlots.push(slot);
+    else if (error === null) this.fire(slot, performance.now());
+    else setImmediate(() => { if (this.running) this.fire(slot, performance.now()); });
+  }
+
+  private pump(): void {
+    if (!this.running) return;
+    const rate = this.spec.rateOpsPerSec!;
+    const due = this.dueBy(performance.now());
+    while (this.sent < due && this.freeSlots.length > 0) {
+      const intendedMs = this.t0Ms + (this.sent * 1000) / rate;
+      this.sent++;
+      this.fire(this.freeSlots.pop()!, intendedMs);
+    }
+    if (this.counting && due - this.sent > this.backlogMax) this.backlogMax = due - this.sent;
+    setTimeout(() => this.pump(), PUMP_MS);
+  }
+}
+
+/** IPC handlers shared by the replica process (embedded load) and the load generators. */
+export function loadHandlers(driver: () => LoadDriver): Record<string, (arg: unknown) => unknown> {
+  return {
+    loadMarkStart: () => { driver().markStart(); return null; },
+    loadMarkEnd: () => driver().markEnd(),
+    loadDrain: (arg) => driver().drain((arg as { timeoutMs: number }).timeoutMs),
+    cpu: () => ({ ...process.cpuUsage(), rssBytes: process.memoryUsage.rss() }),
+  };
+}

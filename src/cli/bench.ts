@@ -1,0 +1,91 @@
+/**
+ * `paxline bench [--json] [--load embedded|client] [--command-bytes N] [--inflight N]
+ *  [--duration S] [--warmup S] [--rate R] [--dir D] [--pipeline-depth N] [--batch-count-max N]
+ *  [--batch-bytes-max N]`: one point of the cluster benchmark (bench/cluster/cluster-bench.ts) —
+ * three replica processes on 127.0.0.1, fdatasync on, KV puts of --command-bytes VALUE bytes
+ * (16-byte keys). With --json, exactly one JSON line on stdout; otherwise a short summary.
+ * Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise).
+ *
+ * Exit status: 0 for a valid run; 1 when the run is invalid (an election in the window, digests
+ * differ, nothing completed) — the line is printed either way; 2 for a usage error.
+ */
+import { BenchError, runClusterBench, type BenchPoint, type Progress } from '../../bench/cluster/cluster-bench.js';
+import { UsageError, parseFlags } from './flags.js';
+
+export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 replica processes, fdatasync on, KV puts
+              --load embedded|client (default embedded)  --command-bytes N (value size; default
+              16 embedded, 128 client)  --inflight N (default 1024)  --duration S (default 30)
+              --warmup S (default 10)  --rate R (open loop, R ops/s)  --dir D  --json
+              --pipeline-depth N  --batch-count-max N  --batch-bytes-max N`;
+
+/** Renders progress on stderr: a redrawn bar on a terminal, otherwise a line every 5 s. */
+export function progressPrinter(label: string): (p: Progress) => void {
+  const tty = process.stderr.isTTY === true;
+  let lastLineMs = -Infinity;
+  let lastPhase = '';
+  return (p) => {
+    const width = 24;
+    const filled = Math.max(0, Math.min(width, Math.round(p.fraction * width)));
+    const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.text}`;
+    if (tty) {
+      process.stderr.write(`\r\x1b[K${line}${p.phase === 'done' ? '\n' : ''}`);
+      return;
+    }
+    const now = performance.now();
+    if (p.phase !== lastPhase || now - lastLineMs >= 5000) {
+      lastPhase = p.phase;
+      lastLineMs = now;
+      process.stderr.write(`${line}\n`);
+    }
+  };
+}
+
+export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoint; json: boolean } {
+  const f = parseFlags(argv, {
+    json: 'boolean', load: 'string', 'command-bytes': 'number', inflight: 'number', duration: 'number',
+    warmup: 'number', rate: 'number', dir: 'string', 'pipeline-depth': 'number', 'batch-count-max': 'number',
+    'batch-bytes-max': 'number',
+  });
+  const load = f.load ?? 'embedded';
+  if (load !== 'embedded' && load !== 'client') throw new UsageError(`--load must be embedded or client, got '${load}'`);
+  const point: BenchPoint = {
+    load,
+    inflight: f.inflight ?? 1024,
+    durationS: f.duration ?? 30,
+    warmupS: f.warmup ?? 10,
+    ...(f['command-bytes'] !== undefined ? { commandBytes: f['command-bytes'] } : {}),
+    ...(f.rate !== undefined ? { rateOpsPerSec: f.rate } : {}),
+    ...(f.dir !== undefined ? { dir: f.dir } : {}),
+    ...(f['pipeline-depth'] !== undefined ? { pipelineDepth: f['pipeline-depth'] } : {}),
+    ...(f['batch-count-max'] !== undefined ? { batchCountMax: f['batch-count-max'] } : {}),
+    ...(f['batch-bytes-max'] !== undefined ? { batchBytesMax: f['batch-bytes-max'] } : {}),
+  };
+  return { point, json: f.json === true };
+}
+
+export async function benchCommand(argv: readonly string[]): Promise<number> {
+  const { point, json } = benchPointFromFlags(argv);
+  let result;
+  try {
+    result = await runClusterBench(point, progressPrinter('bench'));
+  } catch (e) {
+    if (e instanceof BenchError && e.code === 'PAXLINE_USAGE') throw new UsageError(e.message);
+    if (e instanceof BenchError) {
+      console.error(`paxline bench: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  if (json) {
+    console.log(JSON.stringify(result));
+  } else {
+    const r = result;
+    console.log(`${r.load} load, ${r.commandBytes}-byte values (${r.encodedCommandBytes}-byte commands), ${r.inflight} in flight${r.rateOpsPerSec !== null ? `, open loop at ${r.rateOpsPerSec} ops/s` : ''}:`);
+    console.log(`  ${r.opsPerSec.toLocaleString('en-US')} ops/s over ${r.windowS} s; latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms`);
+    console.log(`  ${r.decreesPerSec} decrees/s, ${r.commandsPerFsync} commands per fsync, ${r.fsyncsPerSec} fsyncs/s, fsync p99 ${r.fsyncP99Ms} ms (${r.filesystem})`);
+    console.log(`  max lag ${r.maxLagDecrees.join(' / ')} decrees; elections ${r.elections}; busy ${r.busyRejected}; errors ${r.errors}`);
+    console.log(`  CPU µs per op: ${r.cpuProcesses.map((n, i) => `${n} ${r.cpuUsPerOp[i]}`).join(', ')}`);
+    console.log(`  state digests ${r.stateDigestsEqual ? 'equal' : 'DIFFER'}; ${r.valid ? 'valid' : `INVALID: ${r.invalidReasons.join('; ')}`}`);
+  }
+  return result.valid ? 0 : 1;
+}
