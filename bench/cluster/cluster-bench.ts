@@ -80,6 +80,10 @@ export interface BenchResult {
   load: LoadKind;
   inflight: number;
   rateOpsPerSec: number | null;
+  /** Open loop: operations whose intended send time fell in the window ÷ window (else null). */
+  intendedOpsPerSec: number | null;
+  /** Open loop: most operations due but waiting for a free slot (inflight cap); else 0. */
+  backlogMax: number;
   decreesPerSec: number;
   commandsPerDecree: number;
   commandsPerFsync: number;
@@ -170,8 +174,17 @@ class RunResources {
   failure: Error | null = null;
   private disposed = false;
 
+  /** Ctrl-C / SIGTERM during a run: kill the replicas, remove the data, exit (128 + signal). */
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.onExit();
+    rmSync(this.base, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+
   constructor(readonly base: string) {
     process.on('exit', this.onExit);
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
   }
 
   async dispose(graceful: boolean): Promise<void> {
@@ -186,6 +199,8 @@ class RunResources {
     }
     await Promise.all(this.children.map((c) => c.kill()));
     process.off('exit', this.onExit);
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
     rmSync(this.base, { recursive: true, force: true });
   }
 }
@@ -442,6 +457,9 @@ function summarizeRun(d: RunData): BenchResult {
     load: d.point.load,
     inflight: d.point.inflight,
     rateOpsPerSec: d.point.rateOpsPerSec ?? null,
+    intendedOpsPerSec: d.point.rateOpsPerSec === undefined ? null
+      : Math.round(d.reports.reduce((s, r) => s + (r.windowMs > 0 ? (r.intendedOps * 1000) / r.windowMs : 0), 0)),
+    backlogMax: d.reports.reduce((s, r) => s + r.backlogMax, 0),
     decreesPerSec: round(decrees / windowS, 1),
     commandsPerDecree: decrees > 0 ? round(commands / decrees, 1) : 0,
     commandsPerFsync: fsyncs > 0 ? round(commands / fsyncs, 1) : 0,
