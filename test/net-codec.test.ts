@@ -52,6 +52,7 @@ export const messageArb: fc.Arbitrary<Message> = fc.oneof(
     fromDecree: safe,
     coverFrom: safe,
     coverTo: safe,
+    compactedUpTo: safe,
     entries: entriesArb,
   }),
   record({ type: fc.constant('prepareRefused' as const), ...env, ballot: safe, promised: safe, sticky: bool }),

@@ -77,7 +77,7 @@ function everyType(from: number, to: number): Message[] {
   const batch = { kind: 'batch' as const, commands: [Uint8Array.of(from, to), new Uint8Array(16)] };
   return [
     { type: 'prepare', ...env, ballot: 2048, fromDecree: 1 },
-    { type: 'prepareAccepted', ...env, ballot: 2048, fromDecree: 1, coverFrom: 1, coverTo: 9, entries: [{ decree: 2, ballot: 1024, value: batch }] },
+    { type: 'prepareAccepted', ...env, ballot: 2048, fromDecree: 1, coverFrom: 1, coverTo: 9, compactedUpTo: 0, entries: [{ decree: 2, ballot: 1024, value: batch }] },
     { type: 'prepareRefused', ...env, ballot: 2048, promised: 3072, sticky: false },
     { type: 'accept', ...env, ballot: 2048, decree: 3, value: batch, committed: 2 },
     { type: 'accepted', ...env, ballot: 2048, decree: 3 },

@@ -47,6 +47,8 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { formatBallot } from '../src/core/ballot.js';
 import type { CoreOptions } from '../src/core/options.js';
+import { entriesFromLogRecords } from '../src/log/log-read.js';
+import { logRecordToStored } from '../src/log/stored-record.js';
 import { Replica } from '../src/core/replica.js';
 import type {
   DecreeValue, DeferredMessage, Entry, LogRecord, Message, MessageType, PersistItem,
@@ -89,7 +91,8 @@ function fmtBody(m: Message): string {
     case 'prepare': return `prepare b=${b(m.ballot)} from=${m.fromDecree}`;
     case 'prepareAccepted':
       return `prepareAccepted b=${b(m.ballot)} from=${m.fromDecree} ` +
-        `cover=${m.coverFrom}..${m.coverTo === COVER_END ? '' : m.coverTo} ${fmtEntries(m.entries)}`;
+        `cover=${m.coverFrom}..${m.coverTo === COVER_END ? '' : m.coverTo} ${fmtEntries(m.entries)}` +
+        (m.compactedUpTo > 0 ? ` compacted=${m.compactedUpTo}` : '');
     case 'prepareRefused':
       return `prepareRefused b=${b(m.ballot)} ` +
         (m.sticky ? 'sticky' : `promised=${b(m.promised)}`);
@@ -183,7 +186,7 @@ const OPTION_KEYS = [
   'configNumber', 'electionTimeoutTicksMin', 'electionTimeoutTicksMax', 'heartbeatTicks',
   'checkQuorumTicks', 'newLeaderGracePeriodTicks', 'prepareRetryTicks', 'acceptRetryTicks',
   'fetchRetryTicks', 'pipelineDepth', 'batchCountMax', 'batchBytesMax', 'proposalQueueMax',
-  'messageEntriesMax', 'catchUpBeforePrepare', 'preVote', 'catchUpTicksMax', 'executedUpTo', 'mutation',
+  'messageEntriesMax', 'catchUpBeforePrepare', 'preVote', 'catchUpTicksMax', 'executedUpTo', 'mutation', 'retainDecrees',
 ] as const;
 
 function parseOptionValue(key: string, v: string): number | boolean | string {
@@ -329,6 +332,12 @@ class Harness {
     }
     for (const item of r.persist) this.appendRecord(n, item);
     for (const m of r.send) this.transmit(m, '');
+    for (const read of r.readLog) {
+      // Compacted decrees: answered from this node's durable records, as a runtime reads its log.
+      this.emit(`${id} readLog ${read.fromDecree}..${read.toDecree} for r${read.to}`);
+      const entries = entriesFromLogRecords(n.durable.map(logRecordToStored), read.fromDecree, read.toDecree);
+      this.transmit({ type: 'fetchReply', from: n.id, to: read.to, config: 1, entries, committed: read.committed }, '');
+    }
     for (const d of r.sendAfterPersist) {
       if (d.afterSeq <= n.durableSeq) {
         this.transmit(d.message, '');

@@ -64,10 +64,10 @@ const CATCHING_SEEDS: Record<SimMutation, number> = {
   ackBeforePersist: 1, // caught by 1000 of 1000 seeds
   skipPhase1: 1, // 692 of 1000
   adoptOneLog: 29, // 32 of 1000
-  noNoopFill: 15, // 12 of 1000
+  noNoopFill: 44, // 3 of 400 (seeds re-drawn when retainDecrees joined the swarm: decision 0007)
   executeLowerBallotCopy: 16, // 83 of 1000
   forgetPromiseOnRestart: 7, // 11 of 1000
-  wipedDiskRejoin: 3, // 110 of 1000
+  wipedDiskRejoin: 7, // 49 of 400 (idem)
 };
 
 for (const [mutation, seed] of Object.entries(CATCHING_SEEDS) as [SimMutation, number][]) {

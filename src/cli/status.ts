@@ -48,7 +48,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
       id: r.id, client: formatAddress(r.client), up: true, role: a.role, primary: a.primary, ballot: a.ballot,
       incarnation: a.incarnation, committed: a.decrees.committed, executed: a.decrees.executed,
       checkpoint: a.decrees.checkpoint, durableSeq: a.log.durableSeq, fsyncs: a.log.fsyncs,
-      fsyncP99Ms: a.log.fsyncP99Ms, elections: a.elections,
+      fsyncP99Ms: a.log.fsyncP99Ms, logReadsServed: a.log.readsServed, elections: a.elections,
     };
   });
   const primary = rows.find((r) => r.up && 'role' in r && r.role === 'primary')?.id ?? null;

@@ -37,6 +37,12 @@ export interface CoreOptions {
   readonly batchBytesMax?: number;
   /** Commands queued at the primary before `propose` answers busy. */
   readonly proposalQueueMax?: number;
+  /**
+   * Committed decrees kept in memory below the commit point (for catch-up of slightly lagging
+   * peers). Older ones are compacted: served from the log on disk (Ready.readLog), and reported
+   * in phase 1 as compacted. Bounds the core's memory.
+   */
+  readonly retainDecrees?: number;
   /** Entries per PrepareAccepted chunk / FetchReply (the message size bound). */
   readonly messageEntriesMax?: number;
   /**
@@ -87,6 +93,7 @@ const DEFAULTS = {
   batchBytesMax: 64 * 1024,
   proposalQueueMax: 65536,
   messageEntriesMax: 64,
+  retainDecrees: 1024,
   catchUpBeforePrepare: true,
   preVote: true,
   catchUpTicksMax: 6,
@@ -121,7 +128,7 @@ export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
     'configNumber', 'electionTimeoutTicksMin', 'electionTimeoutTicksMax', 'heartbeatTicks',
     'checkQuorumTicks', 'newLeaderGracePeriodTicks', 'prepareRetryTicks', 'acceptRetryTicks',
     'fetchRetryTicks', 'pipelineDepth', 'batchCountMax', 'batchBytesMax', 'proposalQueueMax',
-    'messageEntriesMax', 'catchUpTicksMax',
+    'messageEntriesMax', 'catchUpTicksMax', 'retainDecrees',
   ] as const) {
     positiveInt(field, o[field]);
   }

@@ -110,6 +110,8 @@ export interface CoreStats {
   stickyRefusals: number;
   messagesRejected: number;
   messagesDroppedConfig: number;
+  /** Phase 1 abandoned to catch up: an acceptor had compacted chosen decrees we lacked. */
+  compactionAborts: number;
 }
 
 export interface CoreStatus {
@@ -154,6 +156,8 @@ export class Replica {
   private knownPrimary = -1;
   private electionDeadlineTick = 0;
   private candidacyAllowed = true;
+  /** Decrees ≤ this were dropped from `log` (chosen, executed); the log on disk still has them. */
+  private compactedUpTo = 0;
   /** The pre-vote: status asked before preparing; `noPrimary` = peers that see no live primary. */
   private query: { deadlineTick: number; responded: Set<number>; noPrimary: Set<number> } | null = null;
   private fetch: { peer: number; toDecree: number; sentTick: number } | null = null;
@@ -167,7 +171,7 @@ export class Replica {
   readonly stats: CoreStats = {
     electionsStarted: 0, phase1Started: 0, becamePrimary: 0, stepDowns: 0, phase1WithHoles: 0,
     noopsFilled: 0, staleCopiesRefetched: 0, fetchesSent: 0, repairsStarted: 0, repairsCompleted: 0, decreesProposed: 0,
-    stickyRefusals: 0, messagesRejected: 0, messagesDroppedConfig: 0,
+    stickyRefusals: 0, messagesRejected: 0, messagesDroppedConfig: 0, compactionAborts: 0,
   };
 
   constructor(options: CoreOptions) {
@@ -218,6 +222,7 @@ export class Replica {
     for (let d = 1; d <= r.committed; d++) assert(r.log.has(d), 'restored commit point has no copy');
     assert(r.executed <= r.committed, 'executedUpTo above the persisted commit point');
     r.emitExecutions();
+    r.compact();
     return r;
   }
 
@@ -378,6 +383,7 @@ export class Replica {
         coverFrom: i === 0 ? fromDecree : entries[i]!.decree,
         coverTo: next ? next.decree - 1 : COVER_END,
         entries: entries.slice(i, i + size),
+        compactedUpTo: this.compactedUpTo,
       });
     }
   }
@@ -478,6 +484,12 @@ export class Replica {
   /** Serves only decrees this replica knows are committed, with the ballots of its copies. */
   private onFetch(from: number, fromDecree: number, toDecree: number): void {
     const last = Math.min(toDecree, this.committed, fromDecree + this.o.messageEntriesMax - 1);
+    if (fromDecree <= this.compactedUpTo) {
+      // Compacted from memory: the driver answers from the log on disk.
+      const upTo = Math.min(last, this.compactedUpTo);
+      if (upTo >= fromDecree) this.ready.readLog.push({ to: from, fromDecree, toDecree: upTo, committed: this.committed });
+      return;
+    }
     const entries: Entry[] = [];
     for (let d = fromDecree; d <= last; d++) {
       const e = this.log.get(d);
@@ -615,6 +627,15 @@ export class Replica {
     const l = this.leader;
     if (!l || l.phase !== 1 || m.ballot !== l.ballot || l.complete.has(m.from)) return;
     if (m.fromDecree !== l.fromDecree) return;
+    if (m.compactedUpTo >= l.fromDecree) {
+      // The acceptor compacted chosen decrees this candidate has not learned: it cannot report
+      // them, so leading now could fill them with no-ops. Stand down and catch up first (the
+      // acceptor serves them from its log); the election timer tries again later.
+      this.stats.compactionAborts++;
+      this.stepDown();
+      this.startFetch(m.from, m.compactedUpTo);
+      return;
+    }
     let reply = l.replies.get(m.from);
     if (!reply) l.replies.set(m.from, (reply = { byStart: new Map(), complete: null }));
     reply.byStart.set(m.coverFrom, { coverTo: m.coverTo, entries: m.entries });
@@ -877,7 +898,7 @@ export class Replica {
 
   private entriesFrom(fromDecree: number): Entry[] {
     const out: Entry[] = [];
-    for (let d = fromDecree; d <= this.maxAccepted; d++) {
+    for (let d = Math.max(fromDecree, this.compactedUpTo + 1); d <= this.maxAccepted; d++) {
       const e = this.log.get(d);
       if (e) out.push({ decree: d, ballot: e.ballot, value: e.value });
     }
@@ -937,7 +958,19 @@ export class Replica {
       this.committedRecorded = this.committed;
       this.persist({ type: 'commit', decree: this.committed });
     }
+    this.compact();
     if (this.o.verify) this.checkInvariants(++this.inputs % FULL_SWEEP_EVERY_INPUTS === 0);
+  }
+
+  /**
+   * Drops copies of decrees more than `retainDecrees` below the commit point (all chosen and
+   * executed). In batches of half the window, so the cost is amortised.
+   */
+  private compact(): void {
+    const target = Math.min(this.committed, this.executed) - this.o.retainDecrees;
+    if (target - this.compactedUpTo < Math.max(1, this.o.retainDecrees >> 1)) return;
+    for (let d = this.compactedUpTo + 1; d <= target; d++) this.log.delete(d);
+    this.compactedUpTo = target;
   }
 
   checkInvariants(fullSweep = false): void {
@@ -960,7 +993,8 @@ export class Replica {
         assert(e !== undefined && e.ballot === l.ballot && e.value === f.value, 'in-flight copy');
       }
     }
-    const from = fullSweep ? 1 : Math.max(1, this.committed - this.o.pipelineDepth);
+    const from = Math.max(this.compactedUpTo + 1, fullSweep ? 1 : this.committed - this.o.pipelineDepth);
     for (let d = from; d <= this.committed; d++) assert(this.log.has(d), 'committed decree missing');
+    assert(this.compactedUpTo <= this.committed, 'compacted above the commit point');
   }
 }

@@ -57,6 +57,12 @@ export interface PrepareAccepted extends Envelope {
   readonly coverFrom: number;
   /** COVER_END for the last chunk. */
   readonly coverTo: number;
+  /**
+   * Decrees ≤ this are chosen and the acceptor no longer holds them in memory (compacted; its
+   * log on disk still does). 0 = nothing compacted. A candidate whose fromDecree is ≤ this lacks
+   * chosen decrees the reply cannot report: it must catch up before it may lead.
+   */
+  readonly compactedUpTo: number;
   readonly entries: readonly Entry[];
 }
 
@@ -180,6 +186,18 @@ export interface PersistItem {
   readonly record: LogRecord;
 }
 
+/**
+ * A fetch the core can no longer answer from memory (the decrees were compacted): the driver
+ * reads the committed decrees [fromDecree, toDecree] from its log — per decree the highest-ballot
+ * accept or learned copy — and sends them to `to` as a FetchReply with `committed`.
+ */
+export interface LogRead {
+  readonly to: number;
+  readonly fromDecree: number;
+  readonly toDecree: number;
+  readonly committed: number;
+}
+
 export interface DeferredMessage {
   /** Send only once every record with seq ≤ afterSeq is durable. */
   readonly afterSeq: number;
@@ -195,6 +213,8 @@ export type Role = 'secondary' | 'preparing' | 'primary';
  *  - `persist`: append in array order, after every earlier Ready's records; report durability with
  *    `persisted(seq)`, which promises that every record with a seq ≤ that one is durable.
  *  - `send`: may go out at once, in any order; the network may lose, duplicate or reorder them.
+ *  - `readLog`: fetches to answer from the log on disk (decrees compacted from memory); like
+ *    `send`, best effort.
  *  - `sendAfterPersist`: each message may leave only AFTER `persisted(afterSeq)` would be true
  *    (the record it depends on — a promise, a candidate's own ballot, an accept — is durable).
  *  - `execute`: committed decrees, contiguous and in decree order, each exactly once; apply them
@@ -208,6 +228,7 @@ export type Role = 'secondary' | 'preparing' | 'primary';
 export interface Ready {
   persist: PersistItem[];
   send: Message[];
+  readLog: LogRead[];
   sendAfterPersist: DeferredMessage[];
   execute: Entry[];
   dropped: { neverProposed: Uint8Array[]; outcomeUnknown: Uint8Array[] };
@@ -218,6 +239,7 @@ export function emptyReady(): Ready {
   return {
     persist: [],
     send: [],
+    readLog: [],
     sendAfterPersist: [],
     execute: [],
     dropped: { neverProposed: [], outcomeUnknown: [] },
@@ -229,6 +251,7 @@ export function readyIsEmpty(r: Ready): boolean {
   return (
     r.persist.length === 0 &&
     r.send.length === 0 &&
+    r.readLog.length === 0 &&
     r.sendAfterPersist.length === 0 &&
     r.execute.length === 0 &&
     r.dropped.neverProposed.length === 0 &&

@@ -13,7 +13,7 @@
  *   heartbeatAck    5  envelope | f64 ballot
  *   prepare         6  envelope | f64 ballot | f64 fromDecree
  *   prepareAccepted 7  envelope | f64 ballot | f64 fromDecree | f64 coverFrom | f64 coverTo
- *                      | u32 count | count × entry
+ *                      | f64 compactedUpTo | u32 count | count × entry
  *   prepareRefused  8  envelope | f64 ballot | f64 promised | u8 sticky (0 | 1)
  *   statusQuery     9  envelope
  *   statusResponse 10  envelope | f64 committed | f64 promised | u8 primaryRecent (0 | 1)
@@ -118,7 +118,7 @@ export function encodedMessageBytes(m: Message): number {
     case 'heartbeatAck':
       return ENVELOPE_BYTES + 8;
     case 'prepareAccepted':
-      return ENVELOPE_BYTES + 32 + entriesBytes(m.entries);
+      return ENVELOPE_BYTES + 40 + entriesBytes(m.entries);
     case 'prepareRefused':
     case 'statusResponse':
       return ENVELOPE_BYTES + 17;
@@ -239,6 +239,7 @@ export function writeMessage(m: Message, out: Uint8Array, at: number): number {
       w.f64(m.fromDecree, 'fromDecree');
       w.f64(m.coverFrom, 'coverFrom');
       w.f64(m.coverTo, 'coverTo');
+      w.f64(m.compactedUpTo, 'compactedUpTo');
       w.entries(m.entries);
       break;
     case 'prepareRefused':
@@ -420,8 +421,9 @@ function decodeBody(
       const fromDecree = r.f64('fromDecree');
       const coverFrom = r.f64('coverFrom');
       const coverTo = r.f64('coverTo');
+      const compactedUpTo = r.f64('compactedUpTo');
       const entries = r.entries();
-      return { type, from, to, config, ballot, fromDecree, coverFrom, coverTo, entries };
+      return { type, from, to, config, ballot, fromDecree, coverFrom, coverTo, compactedUpTo, entries };
     }
     case 'prepareRefused': {
       const ballot = r.f64('ballot');

@@ -56,6 +56,15 @@ export class Doorbell {
     return timedOut;
   }
 
+  /** Consumer side, on a thread whose event loop may freeze (Atomics.wait). Returns whether it timed out. */
+  waitSync(hasWork: () => boolean, timeoutMs: number): boolean {
+    Atomics.store(this.cell, SLEEPING, 1);
+    const seen = Atomics.load(this.cell, RINGS);
+    const timedOut = !hasWork() && Atomics.wait(this.cell, RINGS, seen, timeoutMs) === 'timed-out';
+    Atomics.store(this.cell, SLEEPING, 0);
+    return timedOut;
+  }
+
   get wakeups(): number {
     return Atomics.load(this.cell, WAKEUPS);
   }

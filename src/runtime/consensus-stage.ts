@@ -19,7 +19,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecord } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
-import type { DeferredMessage, LogRecord, Message, Ready, Role } from '../core/types.js';
+import type { DeferredMessage, Entry, LogRecord, Message, Ready, Role } from '../core/types.js';
 import { PeerTransport } from '../net/peer-transport.js';
 import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
@@ -96,6 +96,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     batchCountMax: o.batchCountMax,
     batchBytesMax: o.batchBytesMax,
     proposalQueueMax: o.inflightMax,
+    retainDecrees: o.retainDecrees,
     executedUpTo: Math.min(init.executedUpTo, restoredCommitted),
     random: Math.random,
   }, records, {
@@ -109,7 +110,10 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   const bell = new Doorbell(init.doorbell);
   const proposals = new RingConsumer(init.shared.proposals);
   const durable = new RingConsumer(init.shared.durable);
-  const persist = new Overflowing(new RingProducer(init.shared.persist));
+  const logBell = new Doorbell(init.shared.logDoorbell);
+  const persist = new Overflowing(new RingProducer(init.shared.persist, logBell));
+  const logReads = new RingProducer(init.shared.logReads, logBell);
+  const logReadReplies = new RingConsumer(init.shared.logReadReplies);
   const execute = new Overflowing(new RingProducer(init.shared.execute));
   let deferred: DeferredMessage[] = [];
   let durableSeq = 0;
@@ -178,6 +182,15 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       if (d.afterSeq <= durableSeq) send(d.message);
       else deferred.push(d);
     }
+    for (const read of r.readLog) {
+      const req = new Uint8Array(32);
+      const v = new DataView(req.buffer);
+      v.setFloat64(0, read.to, true);
+      v.setFloat64(8, read.fromDecree, true);
+      v.setFloat64(16, read.toDecree, true);
+      v.setFloat64(24, read.committed, true);
+      if (logReads.tryPush(req)) logReads.publish(); // else dropped: the fetcher retries
+    }
     for (const e of r.execute) {
       execute.push(encodeRecord({ type: 'accept', decree: e.decree, ballot: e.ballot, value: e.value }));
     }
@@ -224,6 +237,20 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
         deferred = keep;
       }
     }
+    logReadReplies.drain((bytes) => {
+      const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const to = v.getFloat64(0, true);
+      const committed = v.getFloat64(8, true);
+      const count = v.getUint32(16, true);
+      const entries: Entry[] = [];
+      for (let i = 0, at = 20; i < count; i++) {
+        const len = v.getUint32(at, true);
+        const rec = decodeRecord(bytes.slice(at + 4, at + 4 + len));
+        if (rec.type === 'learned' || rec.type === 'accept') entries.push({ decree: rec.decree, ballot: rec.ballot, value: rec.value });
+        at += 4 + len;
+      }
+      send({ type: 'fetchReply', from: self, to, config: 1, entries, committed });
+    });
     route(core.takeReady());
     backlog = persist.flush();
     backlog = execute.flush() || backlog;
@@ -250,7 +277,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   }, o.tickMs);
 
   // The rings' doorbell: proposals from the main thread, durable positions from the log stage.
-  const hasWork = (): boolean => !proposals.isEmpty() || !durable.isEmpty();
+  const hasWork = (): boolean => !proposals.isEmpty() || !durable.isEmpty() || !logReadReplies.isEmpty();
   const ringLoop = async (): Promise<void> => {
     while (!stopped) {
       await bell.wait(hasWork, WAIT_MS);

@@ -4,7 +4,8 @@
  * and hands the recovered records to the main thread. Then it loops on its own thread, which
  * may freeze (no sockets here): Atomics.wait on the persist ring, append everything available,
  * one fdatasync per group, mirror the highest promised ballot into the metadata file, and only
- * then publish the durable record seq on the durable ring.
+ * then publish the durable record seq on the durable ring. Between groups it answers catch-up
+ * reads of decrees the core compacted from memory (a lagging peer is served from the log).
  *
  * Failure handling (storage issue): a failed write or fdatasync stops acknowledging. The stage
  * retries with backoff through recoverAfterFailure(), which rewrites every unacknowledged record
@@ -14,13 +15,16 @@ import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { readMetadata, MetadataStore } from '../log/metadata.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
+import { encodeRecord } from '../codec/records.js';
+import type { Entry } from '../core/types.js';
+import { entriesFromLogRecords } from '../log/log-read.js';
 import { SegmentLog } from '../log/segment-log.js';
 import { STORED_ACCEPT, STORED_COMMIT, STORED_LEARNED, STORED_PROMISE } from '../log/stored-record.js';
 import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
 import {
-  C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, F_STOP, fsyncHistogramSlot,
+  C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS, F_STOP, fsyncHistogramSlot,
   type StageShared,
 } from './stage-protocol.js';
 
@@ -127,6 +131,41 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   port.postMessage(storage.recovered);
 
   const persist = new RingConsumer(o.shared.persist);
+  const logReads = new RingConsumer(o.shared.logReads);
+  const logReadReplies = new RingProducer(o.shared.logReadReplies, new Doorbell(o.doorbell));
+  const bell = new Doorbell(o.shared.logDoorbell);
+  const hasWork = (): boolean => !persist.isEmpty() || !logReads.isEmpty();
+  /** A fetch of decrees compacted from the core's memory: answered from the log (log-read.ts). */
+  const onLogRead = (m: Uint8Array): void => {
+    const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
+    const peer = v.getFloat64(0, true);
+    const fromDecree = v.getFloat64(8, true);
+    const toDecree = v.getFloat64(16, true);
+    const committed = v.getFloat64(24, true);
+    let entries: Entry[];
+    try {
+      entries = entriesFromLogRecords(log.readRecords(fromDecree, toDecree), fromDecree, toDecree);
+    } catch (e) {
+      port.postMessage({ type: 'logError', error: errorShape(e) });
+      return; // the fetcher asks another peer
+    }
+    const encoded = entries.map((e) => encodeRecord({ type: 'learned', ...e }));
+    const reply = new Uint8Array(20 + encoded.reduce((n, b) => n + 4 + b.length, 0));
+    const rv = new DataView(reply.buffer);
+    rv.setFloat64(0, peer, true);
+    rv.setFloat64(8, committed, true);
+    rv.setUint32(16, encoded.length, true);
+    let at = 20;
+    for (const b of encoded) {
+      rv.setUint32(at, b.length, true);
+      reply.set(b, at + 4);
+      at += 4 + b.length;
+    }
+    if (reply.length <= logReadReplies.messageBytesMax && logReadReplies.tryPush(reply)) {
+      logReadReplies.publish();
+      counters[C_LOG_READS]!++;
+    }
+  };
   const durable = new RingProducer(o.shared.durable, new Doorbell(o.doorbell));
   const counters = new Float64Array(o.shared.counters);
   const flags = new Int32Array(o.shared.flags);
@@ -164,8 +203,9 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
 
   let backoffMs = 10;
   while (Atomics.load(flags, F_STOP) === 0) {
-    persist.waitForData(WAIT_MS);
+    bell.waitSync(hasWork, WAIT_MS);
     persist.drain(onRecord, GROUP_RECORDS_MAX);
+    logReads.drain(onLogRead);
     if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) continue;
     counters[C_APPENDED_SEQ] = lastSeq;
     const t0 = performance.now();

@@ -47,6 +47,11 @@ export interface ReplicaOptions {
   readonly batchBytesMax?: number;
   /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */
   readonly inflightMax?: number;
+  /**
+   * Committed decrees the core keeps in memory below the commit point; older ones are served to
+   * lagging peers from the log on disk. Default 1024.
+   */
+  readonly retainDecrees?: number;
   /** Take a checkpoint every this many executed decrees (0 = never). Default 10000. */
   readonly checkpointEveryDecrees?: number;
   /** Checkpoints kept. Default 2. */
@@ -75,6 +80,7 @@ export interface ResolvedReplicaOptions {
   readonly batchCountMax: number;
   readonly batchBytesMax: number;
   readonly inflightMax: number;
+  readonly retainDecrees: number;
   readonly checkpointEveryDecrees: number;
   readonly checkpointsKept: number;
   readonly ringBytes: number;
@@ -142,6 +148,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     batchCountMax: int('batchCountMax', o.batchCountMax ?? 1024, 1, 1 << 20),
     batchBytesMax,
     inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
+    retainDecrees: int('retainDecrees', o.retainDecrees ?? 1024, 1),
     checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 10_000, 0),
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
     ringBytes,

@@ -25,7 +25,7 @@ import type { LogRecovered } from './log-stage.js';
 import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
 import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
-  C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES,
+  C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
   C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
   createStageShared, F_STOP, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
@@ -47,7 +47,12 @@ export interface ReplicaStatus {
   readonly incarnation: number;
   readonly peerPort: number;
   readonly decrees: { readonly committed: number; readonly executed: number; readonly proposed: number; readonly checkpoint: number };
-  readonly log: { readonly appendedSeq: number; readonly durableSeq: number; readonly fsyncs: number; readonly bytes: number; readonly failures: number; readonly fsyncP50Ms: number; readonly fsyncP99Ms: number };
+  readonly log: {
+    readonly appendedSeq: number; readonly durableSeq: number; readonly fsyncs: number; readonly bytes: number;
+    readonly failures: number; readonly fsyncP50Ms: number; readonly fsyncP99Ms: number;
+    /** Catch-up reads of compacted decrees answered from the log for lagging peers. */
+    readonly readsServed: number;
+  };
   readonly commandsExecuted: number;
   readonly checkpoints: number;
   readonly elections: number;
@@ -261,6 +266,7 @@ export class PaxlineReplica extends EventEmitter {
       log: {
         appendedSeq: c[C_APPENDED_SEQ]!, durableSeq: c[C_DURABLE_SEQ]!, fsyncs: c[C_FSYNCS]!, bytes: c[C_LOG_BYTES]!,
         failures: c[C_LOG_FAILURES]!, fsyncP50Ms: fsyncQuantileMs(c, 0.5), fsyncP99Ms: fsyncQuantileMs(c, 0.99),
+        readsServed: c[C_LOG_READS]!,
       },
       commandsExecuted: c[C_COMMANDS_EXECUTED]!, checkpoints: c[C_CHECKPOINTS]!, elections: c[C_ELECTIONS]!,
       messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },

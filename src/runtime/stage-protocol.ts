@@ -5,7 +5,8 @@
  *
  *   main ──proposals──► network+consensus ──persist──► log-fsync ──durable──► network+consensus
  *                        │ ──execute──► apply ──completions──► main
- *   main ──reads──► apply
+ *   network+consensus ──logReads──► log-fsync ──logReadReplies──► network+consensus
+ *   (fetches of decrees compacted from the core's memory are answered from the log)
  *
  * Ring messages (little-endian):
  *   proposal    u32 origin replica | u32 incarnation | f64 request seq | command bytes
@@ -14,12 +15,14 @@
  *   persist     f64 record seq | codec/records.ts encoding of the core's LogRecord
  *   durable     f64 durable seq (every record ≤ it is on disk)
  *   execute     codec/records.ts encoding of an accept record (decree, ballot, value)
- *   read        f64 read id | f64 minimum executed decree | query bytes
+ *   logRead     f64 peer | f64 fromDecree | f64 toDecree | f64 committed
+ *   logReadReply f64 peer | f64 committed | u32 count | count × (u32 length | records.ts learned record)
  *   completion  u8 kind | f64 id | result bytes (kind: COMPLETION_*)
  *
  * Counters: Float64 slots, each written by one stage only (single writer; readers may see a
  * value one update old, never a torn one on the 64-bit platforms Node supports).
  */
+import { createDoorbell } from '../ring/doorbell.js';
 import { createRingBuffer } from '../ring/spsc-ring.js';
 
 export const REQUEST_HEADER_BYTES = 16;
@@ -46,6 +49,7 @@ export const C_ELECTIONS = 13; // consensus
 export const C_LOG_FAILURES = 14; // log
 export const C_MESSAGES_SENT = 15; // consensus
 export const C_MESSAGES_RECEIVED = 16; // consensus
+export const C_LOG_READS = 17; // log: catch-up reads answered from the log
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;
@@ -63,7 +67,10 @@ export interface StageShared {
   readonly persist: SharedArrayBuffer;
   readonly durable: SharedArrayBuffer;
   readonly execute: SharedArrayBuffer;
-  readonly reads: SharedArrayBuffer;
+  readonly logReads: SharedArrayBuffer;
+  readonly logReadReplies: SharedArrayBuffer;
+  /** The log stage's doorbell: rung with persist records and log reads. */
+  readonly logDoorbell: SharedArrayBuffer;
   readonly completions: SharedArrayBuffer;
   readonly counters: SharedArrayBuffer;
   readonly flags: SharedArrayBuffer;
@@ -77,7 +84,9 @@ export function createStageShared(ringBytes: number): StageShared {
     persist: createRingBuffer(ringBytes * 2),
     durable: createRingBuffer(1 << 16),
     execute: createRingBuffer(ringBytes * 2),
-    reads: createRingBuffer(1 << 20),
+    logReads: createRingBuffer(1 << 16),
+    logReadReplies: createRingBuffer(ringBytes),
+    logDoorbell: createDoorbell(),
     completions: createRingBuffer(ringBytes),
     counters,
     flags: new SharedArrayBuffer(FLAG_SLOTS * 4),

@@ -55,7 +55,7 @@ export function emptyCoverage(): Coverage {
   return {
     primaryCrashes: 0, phase1WithHoles: 0, noopsFilled: 0, staleCopiesRefetched: 0, tornWrites: 0,
     oneWayPartitions: 0, crashesAfterPromise: 0, crashesBeforeAck: 0, crashesDuringReproposal: 0,
-    crashesWithWindow: 0, bitFlips: 0, corruptionsDetected: 0, repairsCompleted: 0, restarts: 0, fetches: 0, stickyRefusals: 0,
+    crashesWithWindow: 0, bitFlips: 0, corruptionsDetected: 0, repairsCompleted: 0, restarts: 0, fetches: 0, stickyRefusals: 0, logServedFetches: 0, compactionAborts: 0,
   };
 }
 

@@ -45,6 +45,8 @@ export interface SwarmParams {
   readonly batchCountMax: number;
   readonly batchBytesMax: number;
   readonly messageEntriesMax: number;
+  /** Core retainDecrees: small values make compaction, log-served catch-up and phase-1 aborts happen. */
+  readonly retainDecrees: number;
   readonly catchUpBeforePrepare: boolean;
   readonly preVote: boolean;
   readonly clients: number;
@@ -72,7 +74,7 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
   const n = replicas ?? r.pick([3, 5]);
   const calm = r.chance(0.15); // some seeds run nearly fault-free, to reach deep pipelines
   const clients = r.range(Math.max(3, n), 9);
-  const base: Mutable<SwarmParams> = {
+  const base: Mutable<Omit<SwarmParams, 'retainDecrees'>> = {
     replicas: n,
     clockRates: Array.from({ length: n }, () => CLOCK_RATE_MIN + r.next() * (CLOCK_RATE_MAX - CLOCK_RATE_MIN)),
     lossRate: calm ? 0 : r.next() * 0.3,
@@ -117,5 +119,6 @@ export function drawSwarm(seed: number, replicas: number | null): SwarmParams {
   // to check, without letting calm seeds balloon to thousands of operations.
   const targetOps = r.range(1000, 2000);
   base.thinkUsMax = Math.round((2 * base.chaosUs * base.clients) / targetOps);
-  return base;
+  // Drawn last, so that every earlier parameter of a seed is what it was before this knob existed.
+  return { ...base, retainDecrees: r.pick([4, 16, 64, 1024]) };
 }

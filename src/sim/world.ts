@@ -12,7 +12,7 @@ import { checkLinearizable } from '../check/linearizability.js';
 import type { KvInput, KvOperation, KvOutput } from '../check/history.js';
 import { Replica } from '../core/replica.js';
 import type { CoreMutation } from '../core/options.js';
-import type { DecreeValue, DeferredMessage, LogRecord, Message, Ready } from '../core/types.js';
+import type { DecreeValue, DeferredMessage, Entry, LogRead, LogRecord, Message, Ready } from '../core/types.js';
 import { KvStateMachine, decodeKvCommand, encodeKvCommand, requestKey, type KvCommand, type KvResult } from '../kv/kv.js';
 import { Random } from '../util/random.js';
 import { EventQueue } from './event-queue.js';
@@ -20,6 +20,7 @@ import { AgreementOracle } from './oracle.js';
 import { MetadataStore } from '../log/metadata.js';
 import { type LogPosition, SegmentLog, segmentFileName } from '../log/segment-log.js';
 import { FIRST_GROUP_OFFSET } from '../log/segment-limits.js';
+import { entriesFromLogRecords } from '../log/log-read.js';
 import { logRecordToStored, storedToLogRecord } from '../log/stored-record.js';
 import { DeferredSyncFs } from './deferred-sync-fs.js';
 import { SimFs } from './sim-fs.js';
@@ -54,6 +55,8 @@ export interface Coverage {
   restarts: number;
   fetches: number;
   stickyRefusals: number;
+  logServedFetches: number;
+  compactionAborts: number;
 }
 
 export interface SeedResult {
@@ -156,7 +159,7 @@ export class World {
     primaryCrashes: 0, phase1WithHoles: 0, noopsFilled: 0, staleCopiesRefetched: 0, tornWrites: 0,
     oneWayPartitions: 0, crashesAfterPromise: 0, crashesBeforeAck: 0, crashesDuringReproposal: 0,
     crashesWithWindow: 0, bitFlips: 0, corruptionsDetected: 0, repairsCompleted: 0, restarts: 0,
-    fetches: 0, stickyRefusals: 0,
+    fetches: 0, stickyRefusals: 0, logServedFetches: 0, compactionAborts: 0,
   };
   private elections = 0;
   private opIds = 0;
@@ -241,6 +244,7 @@ export class World {
       electionTimeoutTicksMin: ELECTION_TICKS_MIN, electionTimeoutTicksMax: ELECTION_TICKS_MAX,
       pipelineDepth: p.pipelineDepth, batchCountMax: p.batchCountMax, batchBytesMax: p.batchBytesMax,
       messageEntriesMax: p.messageEntriesMax, catchUpBeforePrepare: p.catchUpBeforePrepare,
+      retainDecrees: p.retainDecrees,
       preVote: p.preVote,
       random: () => random.next(), mutation: this.coreMutation,
     }, decoded, {
@@ -324,6 +328,7 @@ export class World {
     if (n.wasRepairing && !repairing) n.repairPending = true;
     n.wasRepairing = repairing;
     for (const m of r.send) this.sendMessage(m);
+    for (const read of r.readLog) this.serveFromLog(n, read);
     for (const d of r.sendAfterPersist) n.deferred.push(d);
     for (const e of r.execute) this.execute(n, e.decree, e.value);
     if (r.role === 'primary') {
@@ -333,6 +338,18 @@ export class World {
     for (const c of r.dropped.outcomeUnknown) this.answerPending(n, c, { kind: 'unknown' });
     for (const c of r.dropped.neverProposed) this.answerPending(n, c, { kind: 'notPrimary', hint: -1 });
     if (!n.syncing && n.appendedSeq > n.syncedSeq) this.startSync(n);
+  }
+
+  /** A fetch of compacted decrees, answered from the node's log on its (simulated) disk. */
+  private serveFromLog(n: SimNode, read: LogRead): void {
+    let entries: Entry[];
+    try {
+      entries = entriesFromLogRecords(n.log!.readRecords(read.fromDecree, read.toDecree), read.fromDecree, read.toDecree);
+    } catch {
+      return; // a damaged record: the fetcher retries elsewhere
+    }
+    this.coverage.logServedFetches++;
+    this.sendMessage({ type: 'fetchReply', from: n.id, to: read.to, config: 1, entries, committed: read.committed });
   }
 
   private startSync(n: SimNode): void {
@@ -754,6 +771,7 @@ export class World {
     this.coverage.staleCopiesRefetched += s.staleCopiesRefetched;
     this.coverage.fetches += s.fetchesSent;
     this.coverage.stickyRefusals += s.stickyRefusals;
+    this.coverage.compactionAborts += s.compactionAborts;
   }
 
   traceTail(): string[] {
