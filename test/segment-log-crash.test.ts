@@ -8,7 +8,10 @@
  * or lost). Recovery must return a prefix of what was appended that holds every record reported
  * durable, and classify the damage as clean or torn tail — never corrupt, since this model has no
  * bit flips. Then more appends, another crash: several rounds per seed. A second property adds
- * injected ENOSPC / EIO faults (retry, recoverAfterFailure) to the same checks.
+ * injected ENOSPC / EIO faults (retry, recoverAfterFailure) to the same checks. Retention runs
+ * too (retireSegmentsBelow up to the durable segment) with a random recycleSegments, so cuts
+ * fall inside retirement and inside rollovers onto recycled files: recovery may then start
+ * later in the sequence (retired records are gone by design), never past what was retired.
  *
  * Corruption matrix: each case damages a log on purpose and checks the verdict, the report and
  * the error a user would see; repairable cases also check markRepaired.
@@ -62,6 +65,7 @@ function randomOptions(rng: Random): SegmentLogOptions {
     preallocAheadBytes: Math.min(segmentBytes, rng.pick([0, 4096, 8192, 16384])),
     preallocOnSync: rng.chance(0.7),
     recordPayloadBytesMax: 3500,
+    recycleSegments: rng.pick([0, 1, 2, 3]),
   };
 }
 
@@ -70,6 +74,9 @@ interface Model {
   decree: number;
   appended: StoredRecord[];
   durable: number;
+  /** Records [0, retiredLow) are retired for sure; up to retiredHigh may be (a retire ran). */
+  retiredLow: number;
+  retiredHigh: number;
 }
 
 function randomRecord(m: Model): StoredRecord {
@@ -81,17 +88,29 @@ function randomRecord(m: Model): StoredRecord {
   return { type: rng.range(1, 4), decree: m.decree, ballot: rng.int(1000), payload };
 }
 
-/** Checks a recovery against the model; returns the records kept. */
-function checkRecovery(where: string, m: Model, opened: OpenedSegmentLog): StoredRecord[] {
+/**
+ * Checks a recovery against the model: the records are appended[off, off + n) for an `off`
+ * in [retiredLow, retiredHigh] (retired ones are gone by design), holding every durable one.
+ * Returns off + n, the model's new length, after moving its retired bounds to `off`.
+ */
+function checkRecovery(where: string, m: Model, opened: OpenedSegmentLog): number {
   const { records, report } = opened;
   assert.notEqual(report.kind, 'corrupt', `${where}: ${report.message}`);
-  const got = `${records.length} < ${m.durable}`;
-  assert.ok(records.length >= m.durable, `${where}: lost durable records (${got})`);
-  assert.ok(records.length <= m.appended.length, `${where}: phantom records`);
-  for (let i = 0; i < records.length; i++) {
-    if (!sameRecord(records[i]!, m.appended[i]!)) assert.fail(`${where}: record ${i} differs`);
+  let off = -1;
+  if (records.length === 0) off = Math.max(m.retiredLow, Math.min(m.durable, m.retiredHigh));
+  for (let k = m.retiredLow; off < 0 && k <= m.retiredHigh && k < m.appended.length; k++) {
+    if (sameRecord(records[0]!, m.appended[k]!)) off = k;
   }
-  return records;
+  assert.ok(off >= 0, `${where}: first record is not one that may follow the retired ones`);
+  const got = `${off + records.length} < ${m.durable}`;
+  assert.ok(off + records.length >= m.durable, `${where}: lost durable records (${got})`);
+  assert.ok(off + records.length <= m.appended.length, `${where}: phantom records`);
+  for (let i = 0; i < records.length; i++) {
+    if (!sameRecord(records[i]!, m.appended[off + i]!)) assert.fail(`${where}: record ${i} differs`);
+  }
+  m.retiredLow = off;
+  m.retiredHigh = off;
+  return off + records.length;
 }
 
 interface Totals {
@@ -104,12 +123,14 @@ interface Totals {
   multiSegment: number;
   abandoned: number;
   faults: number;
+  retires: number;
+  recycled: number;
 }
 
 function newTotals(): Totals {
   return {
     crashes: 0, cutsInSync: 0, cutsInOpen: 0, torn: 0, unsyncedKept: 0, syncs: 0,
-    multiSegment: 0, abandoned: 0, faults: 0,
+    multiSegment: 0, abandoned: 0, faults: 0, retires: 0, recycled: 0,
   };
 }
 
@@ -226,7 +247,7 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
   const rng = new Random(seed);
   const options = randomOptions(rng);
   const fs = new CutFs(new SimFs());
-  const m: Model = { rng, decree: 0, appended: [], durable: 0 };
+  const m: Model = { rng, decree: 0, appended: [], durable: 0, retiredLow: 0, retiredHigh: 0 };
   let { log } = SegmentLog.open(fs, DIR, options);
   const rounds = rng.range(2, 4);
   for (let round = 0; round < rounds; round++) {
@@ -245,9 +266,11 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
           }
           syncWithFaults(log, m, where, faults, fs.sim);
           totals.syncs++;
-        } else if (roll < 0.28) {
+        } else if (roll < 0.27) {
           log.preallocate();
-        } else if (roll < 0.3 && !faults) {
+        } else if (roll < 0.35) {
+          retire(log, m, totals);
+        } else if (roll < 0.36 && !faults) {
           log.sync();
           m.durable = m.appended.length;
           log.close();
@@ -262,18 +285,33 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
       if (!isPowerCut(e)) throw e;
       totals.cutsInSync++;
     }
+    totals.recycled += log.stats.segmentsRecycled;
     fs.sim.crash(rng);
     fs.revive();
     totals.crashes++;
     const opened = openWithCuts(fs, options, m, totals);
     const kept = checkRecovery(where, m, opened);
     if (opened.report.kind === 'tornTail') totals.torn++;
-    if (kept.length > m.durable) totals.unsyncedKept++;
+    if (kept > m.durable) totals.unsyncedKept++;
     if (opened.report.segments > 1) totals.multiSegment++;
     if (opened.report.groupsAbandoned > 0) totals.abandoned++;
-    m.appended = m.appended.slice(0, kept.length);
-    m.durable = kept.length;
+    m.appended = m.appended.slice(0, kept);
+    m.durable = kept;
     log = opened.log;
+  }
+}
+
+/** Retention: retires every segment below the durable one (records there may go). */
+function retire(log: SegmentLog, m: Model, totals: Totals): void {
+  const below = log.durablePosition.segment;
+  if (below <= log.firstSegment || log.damagedRanges.length > 0) return;
+  m.retiredHigh = Math.max(m.retiredHigh, m.durable);
+  totals.retires++;
+  try {
+    log.retireSegmentsBelow(below);
+  } catch (e) {
+    if (isPowerCut(e) || !(e instanceof LogError)) throw e;
+    // Injected disk errors: retirement is retried by a later call, or by the next open.
   }
 }
 
@@ -318,6 +356,8 @@ describe('SegmentLog power loss', () => {
     assert.ok(totals.unsyncedKept > runs / 10, summary);
     assert.ok(totals.multiSegment > runs / 10, summary);
     assert.ok(totals.syncs > 5 * runs, summary);
+    assert.ok(totals.retires > runs / 10, summary);
+    assert.ok(totals.recycled > runs / 100, summary);
   });
 
   test('300 cut points with injected ENOSPC / EIO on writes and fdatasync', () => {
@@ -666,7 +706,7 @@ function bitFlipRun(seed: number, closed: boolean, tally: Map<string, number>): 
   const where = `seed ${seed}`;
   const options = randomOptions(rng);
   const fs = new SimFs();
-  const m: Model = { rng, decree: 0, appended: [], durable: 0 };
+  const m: Model = { rng, decree: 0, appended: [], durable: 0, retiredLow: 0, retiredHigh: 0 };
   const { log } = SegmentLog.open(fs, DIR, options);
   const syncs = rng.range(1, 25);
   for (let i = 0; i < syncs; i++) {

@@ -528,13 +528,16 @@ export class LogScanner {
 
   /**
    * Whether `g` is the first group of the walk and names a group in the retired prefix (below
-   * the first segment): the chain before it was retired by design, not lost.
+   * the first segment): the chain before it was retired by design, not lost. That includes the
+   * origin (frontier segment 0) once segments were retired: the first sync of a log names the
+   * origin in every group it writes, and may spread them over several segments, the first of
+   * which may be retired (found by the power-loss test with retention: seeds 239, 298).
    */
   private namesRetired(g: ParsedGroupHeader): boolean {
     return (
       this.last === ORIGIN_GROUP &&
       g.kind === GROUP_KIND_DATA &&
-      g.frontierSegment > 0 &&
+      (g.frontierSegment > 0 || this.meta.firstSegment > 1) &&
       g.frontierSegment < this.meta.firstSegment
     );
   }
