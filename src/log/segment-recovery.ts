@@ -681,6 +681,9 @@ export class LogScanner {
     const r = this.recordScratch;
     let at = bodyAt;
     let bodyCrc = 0;
+    // Kept payloads are views of one copy of the group body (one allocation per group, not per
+    // record: per-record copies cost more than the verification itself).
+    let body: Uint8Array | null = null;
     for (let i = 0; i < h.recordCount; i++) {
       const next = checkRecordAt(bytes, view, at, bodyEnd, r);
       if (next < 0) return false;
@@ -693,7 +696,7 @@ export class LogScanner {
           type: r.type,
           decree: r.decree,
           ballot: r.ballot,
-          payload: bytes.slice(r.payloadAt, r.payloadAt + r.payloadBytes),
+          payload: (body ??= bytes.slice(bodyAt, bodyEnd)).subarray(r.payloadAt - bodyAt, r.payloadAt - bodyAt + r.payloadBytes),
           segment: img.number,
           offset,
         });
