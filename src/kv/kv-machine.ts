@@ -16,11 +16,13 @@
  *  - results per client ≤ resultsPerClientMax; past it a command is answered
  *    PAXLINE_KV_TOO_MANY_PENDING without running (the client keeps its window of unanswered
  *    seqs smaller than this, so this is a safety net, not a flow control).
- *  - clients ≤ clientsMax. The table is kept in least-recently-active order (a Map re-inserted
- *    on every command); a new client beyond the bound evicts the one idle the longest, i.e. with
- *    the oldest last-active decree. With clientIdleDecreesMax set, clients idle for more than
- *    that many decrees are evicted too. Eviction depends only on the command sequence, so every
- *    replica evicts the same clients.
+ *  - clients ≤ clientsMax. Each entry records its last-active decree; a new client beyond the
+ *    bound evicts the least recently active sixteenth of the table, ordered by (last-active
+ *    decree, clientId) — a total order, so it never depends on Map iteration order and every
+ *    replica (restarted from a checkpoint or not) evicts the same clients. With
+ *    clientIdleDecreesMax set, a sweep every max(1, clientIdleDecreesMax / 8) decrees evicts
+ *    clients idle for more than that many decrees. (Re-inserting the entry on every command to
+ *    keep a Map in LRU order cost ~1 µs per command: profiles/OPTIMIZATIONS.md.)
  *  - An evicted client that comes back is recognised when its ackedBelow is 2 or more (it has
  *    had an answer, so it must have had an entry): its command is answered
  *    PAXLINE_KV_CLIENT_EXPIRED without running, and the client starts a new session (new
@@ -30,14 +32,14 @@
  *
  * Determinism: execute depends only on the command bytes, the decree and the state; the
  * options (stateMachineOptions) must be the same on every replica. Observable results never
- * depend on Map iteration order except through the documented LRU order, which is saved.
+ * depend on Map iteration order.
  *
  * Checkpoint stream (saveState / loadState), a sequence of frames `u32 LE length | msgpack body`,
  * each body at most KV_STATE_FRAME_BYTES_MAX bytes:
  *
  *   header   [KV_STATE_MAGIC, KV_STATE_VERSION, keyCount, clientCount]
  *   data     [1, key, value, key, value, …]                  (≈ KV_STATE_CHUNK_BYTES each)
- *   clients  [2, clientId, ackedBelow, lastDecree, [seq, result, …], clientId, …]  (LRU order)
+ *   clients  [2, clientId, ackedBelow, lastDecree, [seq, result, …], clientId, …]
  *   trailer  [3, keyCount, clientCount]
  *
  * Nothing may follow the trailer. loadState validates everything (types, ranges, duplicate keys
@@ -156,7 +158,7 @@ const RESULT_OK = encodeKvResult({ kind: 'ok' });
 export class KvMachine implements StateMachine {
   private readonly options: ResolvedKvMachineOptions;
   private data = new Map<string, string>();
-  /** clientId → entry, least recently active first. */
+  /** clientId → entry (iteration order carries no meaning). */
   private clients = new Map<number, ClientEntry>();
   private executedCount = 0;
   private duplicateCount = 0;
@@ -187,7 +189,7 @@ export class KvMachine implements StateMachine {
     const prior = entry.results.get(cmd.seq);
     if (prior !== undefined) {
       this.duplicateCount++;
-      return prior.slice(); // a copy: the runtime may transfer the returned buffer
+      return prior; // the runtime copies results out (never transfers them)
     }
     if (cmd.op === 'get') {
       this.executedCount++;
@@ -203,7 +205,7 @@ export class KvMachine implements StateMachine {
     const result = this.apply(cmd);
     entry.results.set(cmd.seq, result);
     this.executedCount++;
-    return result.slice();
+    return result;
   }
 
   executeFastRead(query: Uint8Array): Uint8Array {
@@ -257,14 +259,14 @@ export class KvMachine implements StateMachine {
   }
 
   /**
-   * SHA-256 (hex) of the client table as it can affect results: clients in LRU order, each with
+   * SHA-256 (hex) of the client table as it can affect results: clients by id, each with
    * its ackedBelow, last-active decree and live results (seq ≥ ackedBelow) sorted by seq.
    */
   clientTableDigest(): string {
     const h = createHash('sha256');
     const num = Buffer.alloc(8);
     const putNum = (x: number): void => { num.writeDoubleLE(x, 0); h.update(num); };
-    for (const [id, e] of this.clients) {
+    for (const [id, e] of [...this.clients].sort((a, b) => a[0] - b[0])) {
       for (const x of [id, e.ackedBelow, e.lastDecree]) putNum(x);
       const seqs = [...e.results.keys()].filter((s) => s >= e.ackedBelow).sort((a, b) => a - b);
       putNum(seqs.length);
@@ -309,7 +311,7 @@ export class KvMachine implements StateMachine {
 
   loadState(reader: StateReader): void {
     const loaded = readState(reader);
-    while (loaded.clients.size > this.options.clientsMax) this.evictOldest(loaded.clients);
+    if (loaded.clients.size > this.options.clientsMax) this.evictOldest(loaded.clients, this.options.clientsMax);
     this.data = loaded.data;
     this.clients = loaded.clients;
   }
@@ -317,7 +319,7 @@ export class KvMachine implements StateMachine {
   private apply(cmd: Exclude<KvCommand, { op: 'get' }>): Uint8Array {
     if (cmd.op === 'put') {
       this.data.set(cmd.key, cmd.value);
-      return RESULT_OK.slice();
+      return RESULT_OK;
     }
     const current = this.data.get(cmd.key) ?? null;
     const swapped = current === cmd.expected;
@@ -325,36 +327,46 @@ export class KvMachine implements StateMachine {
     return encodeKvResult({ kind: 'cas', swapped });
   }
 
-  /** The command's client entry moved to the most-recent end, or null for an evicted client. */
+  /** The command's client entry (its last-active decree updated), or null for an evicted client. */
   private touchClient(cmd: KvCommand, decree: number): ClientEntry | null {
     let entry = this.clients.get(cmd.clientId);
     if (entry === undefined) {
       // ackedBelow ≥ 2: the client has had an answer, so it had an entry and was evicted.
       if (cmd.ackedBelow >= 2) return null;
-      while (this.clients.size >= this.options.clientsMax) this.evictOldest(this.clients);
+      if (this.clients.size >= this.options.clientsMax) this.evictOldest(this.clients, this.options.clientsMax - 1);
       entry = { ackedBelow: 0, lastDecree: decree, results: new Map() };
-    } else {
-      this.clients.delete(cmd.clientId);
+      this.clients.set(cmd.clientId, entry);
     }
     entry.lastDecree = decree;
-    this.clients.set(cmd.clientId, entry);
     return entry;
   }
 
+  private lastIdleSweep = 0;
+
   private evictIdle(decree: number): void {
     const idleMax = this.options.clientIdleDecreesMax;
+    if (idleMax === Number.MAX_SAFE_INTEGER || decree - this.lastIdleSweep < Math.max(1, Math.floor(idleMax / 8))) return;
+    this.lastIdleSweep = decree;
     for (const [id, e] of this.clients) {
-      if (decree - e.lastDecree <= idleMax) break;
+      if (decree - e.lastDecree <= idleMax) continue;
       this.clients.delete(id);
       this.evictedCount++;
     }
   }
 
-  private evictOldest(clients: Map<number, ClientEntry>): void {
-    const first = clients.keys().next();
-    assert(first.done !== true, 'evictOldest on an empty client table');
-    clients.delete(first.value);
-    this.evictedCount++;
+  /**
+   * Evicts the least recently active clients, ordered by (lastDecree, clientId), until at most
+   * `keep` remain — and at least a sixteenth of the table, so a stream of new clients pays the
+   * sort once per sixteenth, not once per client.
+   */
+  private evictOldest(clients: Map<number, ClientEntry>, keep: number): void {
+    assert(clients.size > 0, 'evictOldest on an empty client table');
+    const order = [...clients].sort((a, b) => a[1].lastDecree - b[1].lastDecree || a[0] - b[0]);
+    const n = Math.max(clients.size - keep, Math.ceil(clients.size / 16));
+    for (let i = 0; i < n && i < order.length; i++) {
+      clients.delete(order[i]![0]);
+      this.evictedCount++;
+    }
   }
 }
 
