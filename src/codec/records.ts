@@ -64,7 +64,7 @@ function writeValue(out: Uint8Array, dv: DataView, at: number, v: DecreeValue): 
 }
 
 /** Decodes one record; throws on a malformed one (callers checksum records first). */
-export function decodeRecord(bytes: Uint8Array): LogRecord {
+export function decodeRecord(bytes: Uint8Array, copyCommands = true): LogRecord {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = bytes[0];
   if (type === T_PROMISE || type === T_COMMIT) {
@@ -91,7 +91,9 @@ export function decodeRecord(bytes: Uint8Array): LogRecord {
     let p = 22;
     for (let i = 0; i < n; i++) {
       const len = dv.getUint32(p, true);
-      commands.push(bytes.slice(p + 4, p + 4 + len));
+      // Copies by default; views (copyCommands false) for a caller done with them before
+      // `bytes` is reused — one object per command instead of an object and a backing store.
+      commands.push(copyCommands ? bytes.slice(p + 4, p + 4 + len) : new Uint8Array(bytes.buffer, bytes.byteOffset + p + 4, len));
       p += 4 + len;
     }
     assert(p === bytes.length, 'batch length');

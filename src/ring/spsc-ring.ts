@@ -96,26 +96,47 @@ export class RingProducer extends RingSide {
    * `publish()` after one or more pushes to make them visible (batching saves a wake-up).
    */
   tryPush(payload: Uint8Array): boolean {
-    if (payload.length > this.messageBytesMax) {
-      throw new RingError('PAXLINE_RING_MESSAGE_TOO_LARGE', `message of ${payload.length} bytes`);
+    const at = this.tryReserve(payload.length);
+    if (at < 0) return false;
+    this.data.set(payload, at);
+    return true;
+  }
+
+  /**
+   * Reserves a message of `length` bytes without copying anything: returns the offset in
+   * `bytes` (and `dataView`) where the caller writes the payload, or -1 when there is no room.
+   * The message becomes visible at the next `publish()`, so write it before publishing.
+   */
+  tryReserve(length: number): number {
+    if (length > this.messageBytesMax) {
+      throw new RingError('PAXLINE_RING_MESSAGE_TOO_LARGE', `message of ${length} bytes`);
     }
-    const frame = FRAME_HEADER_BYTES + align4(payload.length);
+    const frame = FRAME_HEADER_BYTES + align4(length);
     const tail = Atomics.load(this.ctl, TAIL) >>> 0;
     const free = this.capacity - ((this.head - tail) >>> 0);
     let at = this.head & (this.capacity - 1);
     const toEnd = this.capacity - at;
     const need = frame <= toEnd ? frame : toEnd + frame;
-    if (need > free) return false;
+    if (need > free) return -1;
     if (frame > toEnd) {
       // Not enough contiguous room: mark the rest of the area as skipped and start over at 0.
       if (toEnd >= FRAME_HEADER_BYTES) this.view.setUint32(at, WRAP, true);
       this.head = (this.head + toEnd) >>> 0;
       at = 0;
     }
-    this.view.setUint32(at, payload.length, true);
-    this.data.set(payload, at + FRAME_HEADER_BYTES);
+    this.view.setUint32(at, length, true);
     this.head = (this.head + frame) >>> 0;
-    return true;
+    return at + FRAME_HEADER_BYTES;
+  }
+
+  /** The data area, for writing a reserved message (see tryReserve). */
+  get bytes(): Uint8Array {
+    return this.data;
+  }
+
+  /** A DataView of the data area, for writing a reserved message (see tryReserve). */
+  get dataView(): DataView {
+    return this.view;
   }
 
   /** Makes pushed messages visible and wakes the consumer if it sleeps. */

@@ -91,15 +91,23 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   const pendingReads: { id: number; minDecree: number; query: Uint8Array }[] = [];
 
   const complete = (kind: number, id: number, result: Uint8Array): void => {
+    // Straight into the completion ring; a copy only when it is full (kept in order).
+    const at = overflow.length > 0 ? -1 : completions.tryReserve(9 + result.length);
+    if (at >= 0) {
+      completions.bytes[at] = kind;
+      completions.dataView.setFloat64(at + 1, id, true);
+      completions.bytes.set(result, at + 9);
+      return;
+    }
     const msg = new Uint8Array(9 + result.length);
     msg[0] = kind;
     new DataView(msg.buffer).setFloat64(1, id, true);
     msg.set(result, 9);
-    if (overflow.length > 0 || !completions.tryPush(msg)) overflow.push(msg);
+    overflow.push(msg);
   };
 
   const onDecree = (bytes: Uint8Array): void => {
-    const rec = decodeRecord(bytes);
+    const rec = decodeRecord(bytes, false); // views: executed before the ring slot is reused
     if (rec.type !== 'accept') throw new Error('apply stage: execute ring carries accept records only');
     if (rec.decree <= executed) {
       if (rec.decree <= checkpointBase) return; // already in the loaded checkpoint
@@ -109,11 +117,14 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     const v = rec.value;
     if (v.kind === 'batch') {
       const context = { decree: rec.decree };
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (const c of v.commands) {
-        const h = new DataView(c.buffer, c.byteOffset, REQUEST_HEADER_BYTES);
+        // The request header, read through one DataView of the whole record (commands are
+        // views into `bytes`), not one DataView per command.
+        const h = c.byteOffset - bytes.byteOffset;
         const result = sm.execute(c.subarray(REQUEST_HEADER_BYTES), context);
-        if (h.getUint32(0, true) === self && h.getUint32(4, true) === init.incarnation) {
-          complete(COMPLETION_RESULT, h.getFloat64(8, true), result);
+        if (dv.getUint32(h, true) === self && dv.getUint32(h + 4, true) === init.incarnation) {
+          complete(COMPLETION_RESULT, dv.getFloat64(h + 8, true), result);
         }
         commands++;
       }

@@ -213,8 +213,19 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     const notPrimary: Uint8Array[] = [];
     const busy: Uint8Array[] = [];
     let hint = -1;
+    // One copy of everything drained, commands handed to the core as views of it (the ring's
+    // slots are reused once drain returns): one allocation per drain, not per command.
+    const batch = new Uint8Array(proposals.pendingBytes);
+    let batchAt = 0;
     proposals.drain((bytes) => {
-      const command = bytes.slice(); // the ring slot is reused after drain returns
+      let command: Uint8Array;
+      if (batchAt + bytes.length <= batch.length) {
+        batch.set(bytes, batchAt);
+        command = batch.subarray(batchAt, batchAt + bytes.length);
+        batchAt += bytes.length;
+      } else {
+        command = bytes.slice(); // published after pendingBytes was read
+      }
       const res = core.propose(command);
       if (!res.ok) {
         hint = res.primaryHint;

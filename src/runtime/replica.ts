@@ -210,16 +210,21 @@ export class PaxlineReplica extends EventEmitter {
       return Promise.reject(new PaxlineError('PAXLINE_BAD_OPTION', `command of ${command.length} bytes exceeds batchBytesMax`, { field: 'command' }));
     }
     const seq = ++this.nextSeq;
-    const wrapped = new Uint8Array(REQUEST_HEADER_BYTES + command.length);
-    const v = new DataView(wrapped.buffer);
-    v.setUint32(0, this.replicaId, true);
-    v.setUint32(4, this.incarnation, true);
-    v.setFloat64(8, seq, true);
-    wrapped.set(command, REQUEST_HEADER_BYTES);
     return new Promise<Uint8Array>((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      if (this.overflow.length > 0 || !this.proposals.tryPush(wrapped)) {
-        this.overflow.push(wrapped);
+      // Written straight into the proposal ring (no intermediate buffer); only a full ring
+      // makes a copy, kept in order in the overflow queue.
+      const length = REQUEST_HEADER_BYTES + command.length;
+      const at = this.overflow.length > 0 ? -1 : this.proposals.tryReserve(length);
+      const out = at >= 0 ? this.proposals.bytes : new Uint8Array(length);
+      const v = at >= 0 ? this.proposals.dataView : new DataView(out.buffer);
+      const o = at >= 0 ? at : 0;
+      v.setUint32(o, this.replicaId, true);
+      v.setUint32(o + 4, this.incarnation, true);
+      v.setFloat64(o + 8, seq, true);
+      out.set(command, o + REQUEST_HEADER_BYTES);
+      if (at < 0) {
+        this.overflow.push(out);
         if (this.overflow.length === 1) void this.drainOverflow();
       }
       if (!this.publishScheduled) {
