@@ -27,7 +27,7 @@ import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
   C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
-  createStageShared, F_STOP, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
+  C_FSYNC_HIST, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
 
@@ -52,6 +52,11 @@ export interface ReplicaStatus {
     readonly failures: number; readonly fsyncP50Ms: number; readonly fsyncP99Ms: number;
     /** Catch-up reads of compacted decrees answered from the log for lagging peers. */
     readonly readsServed: number;
+    /**
+     * fdatasync latencies since start: fsyncHistogram[k] counts syncs of [2^k, 2^(k+1)) µs
+     * (subtract two snapshots for a window).
+     */
+    readonly fsyncHistogram: readonly number[];
   };
   readonly commandsExecuted: number;
   readonly checkpoints: number;
@@ -272,6 +277,7 @@ export class PaxlineReplica extends EventEmitter {
         appendedSeq: c[C_APPENDED_SEQ]!, durableSeq: c[C_DURABLE_SEQ]!, fsyncs: c[C_FSYNCS]!, bytes: c[C_LOG_BYTES]!,
         failures: c[C_LOG_FAILURES]!, fsyncP50Ms: fsyncQuantileMs(c, 0.5), fsyncP99Ms: fsyncQuantileMs(c, 0.99),
         readsServed: c[C_LOG_READS]!,
+        fsyncHistogram: Array.from(c.subarray(C_FSYNC_HIST, C_FSYNC_HIST + FSYNC_HIST_BUCKETS)),
       },
       commandsExecuted: c[C_COMMANDS_EXECUTED]!, checkpoints: c[C_CHECKPOINTS]!, elections: c[C_ELECTIONS]!,
       messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },
