@@ -58,10 +58,14 @@ export class ChildHandle {
   private exitInfo: string | null = null;
   readonly exited: Promise<void>;
 
-  constructor(readonly name: string, script: string, onEvent: (name: string, data: unknown) => void) {
+  /** `extraExecArgv`: node flags for this child only (bench/profile passes --cpu-prof here). */
+  constructor(
+    readonly name: string, script: string, onEvent: (name: string, data: unknown) => void,
+    extraExecArgv: readonly string[] = [],
+  ) {
     // The parent's node flags are inherited (e.g. --cpu-prof for profiling), except those that
     // only make sense for an inline script.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const execArgv = [...process.execArgv.filter((a) => !a.startsWith('--input-type')), ...extraExecArgv];
     this.child = fork(script, [], { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     const keep = (b: Buffer): void => {
       this.outputTail = (this.outputTail + b.toString()).slice(-OUTPUT_TAIL_CHARS);

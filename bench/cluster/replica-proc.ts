@@ -7,13 +7,16 @@
  * this main thread, calling replica.replicate() as an application embedding paxline would: its
  * CPU is then part of this process's cpuUsage, as it would be in such an application.
  *
- * IPC ops: start, status, digest, cpu, loadStart, loadMarkStart, loadMarkEnd, loadDrain, close.
+ * IPC ops: start, status, digest, cpu, mem, loadStart, loadMarkStart, loadMarkEnd, loadDrain, close.
  * Events: 'role' on every role change, 'failed' when the replica fails.
+ *
+ * SIGTERM / SIGINT close the replica (its stage workers exit) before the process exits, so a
+ * process started with --cpu-prof writes the profiles of all its threads (bench/profile).
  */
 import { startClientServer, type ClientServer } from '../../src/kv/client-server.js';
 import { decodeKvResult, encodeKvCommand, encodeKvQuery } from '../../src/kv/kv-codec.js';
 import { createReplica, type PaxlineReplica } from '../../src/runtime/replica.js';
-import type { MemberAddress } from '../../src/runtime/options.js';
+import type { MemberAddress, ReplicaOptions } from '../../src/runtime/options.js';
 import { KV_MACHINE_PATH } from '../../src/index.js';
 import { emitEvent, serveIpc } from './ipc.js';
 import { LoadDriver, loadHandlers } from './load-driver.js';
@@ -29,8 +32,13 @@ export interface ReplicaStartArg {
   /** Client endpoint 'host:port' per replica id, for redirects. */
   readonly clientAddresses: Readonly<Record<number, string>>;
   /** Runtime tuning passed through to createReplica (only the fields given). */
-  readonly tuning: { readonly pipelineDepth?: number; readonly batchCountMax?: number; readonly batchBytesMax?: number; readonly inflightMax?: number };
+  readonly tuning: ReplicaTuning;
 }
+
+/** The createReplica options the benchmarks may set (soak: segment size, checkpoint interval). */
+export type ReplicaTuning = Partial<Pick<ReplicaOptions,
+  'pipelineDepth' | 'batchCountMax' | 'batchBytesMax' | 'inflightMax' | 'segmentBytes' | 'checkpointEveryDecrees'
+  | 'electionTimeoutMsMin' | 'electionTimeoutMsMax'>>;
 
 export interface EmbeddedLoadArg {
   readonly commandBytes: number;
@@ -101,10 +109,27 @@ async function close(): Promise<null> {
   return null;
 }
 
+/** Memory of this process: RSS covers every thread; the heap figures are the main thread's. */
+function mem(): unknown {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
+}
+
+let signalled = false;
+const onSignal = (signal: NodeJS.Signals): void => {
+  if (signalled) return;
+  signalled = true;
+  const code = signal === 'SIGINT' ? 130 : 143;
+  void close().then(() => process.exit(code), () => process.exit(code));
+};
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+
 serveIpc({
   start: (a) => start(a as ReplicaStartArg),
   status,
   digest,
+  mem,
   loadStart: (a) => startEmbeddedLoad(a as EmbeddedLoadArg),
   ...loadHandlers(() => need(driver, 'load')),
   close,
