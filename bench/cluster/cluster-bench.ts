@@ -65,6 +65,28 @@ export interface BenchPoint {
   readonly batchBytesMax?: number;
   /** Client load: KV clients per load generator. Default: enough for ≤ 512 puts each. */
   readonly clientsPerGenerator?: number;
+  /** Log segment size, bytes (createReplica segmentBytes; the soak uses small ones). */
+  readonly segmentBytes?: number;
+  /** createReplica checkpointEveryDecrees (the soak uses a small interval). */
+  readonly checkpointEveryDecrees?: number;
+  /**
+   * Called at every sample of the measurement window (about every 500 ms) with the replicas'
+   * status; bench/cluster/soak.ts samples memory through it. Its time is inside the window.
+   */
+  readonly monitor?: (tick: MonitorTick) => Promise<void>;
+}
+
+/** What `BenchPoint.monitor` sees at one sample of the measurement window. */
+export interface MonitorTick {
+  /** Since the window started, ms. */
+  readonly elapsedMs: number;
+  /** By replica index (replica id − 1). */
+  readonly statuses: readonly Status[];
+  readonly replicas: readonly ChildHandle[];
+  /** Data folder of each replica, by replica index. */
+  readonly dataDirs: readonly string[];
+  /** The primary's replica id. */
+  readonly primary: number;
 }
 
 export interface BenchResult {
@@ -116,7 +138,7 @@ export interface Progress {
   readonly text: string;
 }
 
-type Status = Omit<ReplicaStatus, 'consensus'>;
+export type Status = Omit<ReplicaStatus, 'consensus'>;
 interface Cpu { user: number; system: number; rssBytes: number }
 
 const REPLICAS = 3;
@@ -267,6 +289,8 @@ async function startCluster(res: RunResources, point: BenchPoint, progress: (p: 
     ...(point.pipelineDepth !== undefined ? { pipelineDepth: point.pipelineDepth } : {}),
     ...(point.batchCountMax !== undefined ? { batchCountMax: point.batchCountMax } : {}),
     ...(point.batchBytesMax !== undefined ? { batchBytesMax: point.batchBytesMax } : {}),
+    ...(point.segmentBytes !== undefined ? { segmentBytes: point.segmentBytes } : {}),
+    ...(point.checkpointEveryDecrees !== undefined ? { checkpointEveryDecrees: point.checkpointEveryDecrees } : {}),
   };
   progress({ phase: 'start', fraction: 0, text: 'starting 3 replica processes' });
   await Promise.all(cluster.replicas.map((h, i) => h.call('start', {
@@ -387,10 +411,13 @@ async function runIn(res: RunResources, point: BenchPoint, filesystem: string, p
   const primaryAtStart = cluster.primary;
   const [start] = await Promise.all([snapshot(cluster, processes), ...cluster.loaders.map((h) => h.call('loadMarkStart'))]);
   const lag = cluster.replicas.map(() => 0);
+  const windowT0 = performance.now();
+  const dataDirs = cluster.replicas.map((_, i) => join(res.base, `r${i + 1}`));
   await timedPhase(res, 'measure', point.durationS, progress, async () => {
     const s = await Promise.all(cluster.replicas.map((h) => h.call<Status>('status')));
     const committed = lastOf(s).decrees.committed;
     s.forEach((x, i) => { lag[i] = Math.max(lag[i]!, committed - x.decrees.executed); });
+    await point.monitor?.({ elapsedMs: performance.now() - windowT0, statuses: s, replicas: cluster.replicas, dataDirs, primary: cluster.primary });
     return rateText(s);
   });
   const [reports, end] = await Promise.all([

@@ -8,15 +8,22 @@
  *
  * Exit status: 0 for a valid run; 1 when the run is invalid (an election in the window, digests
  * differ, nothing completed) — the line is printed either way; 2 for a usage error.
+ *
+ * `--soak S --rate R [--sample-every S] [--segment-bytes N] [--checkpoint-every N]`: the memory
+ * soak (bench/cluster/soak.ts) — S seconds open loop at R ops/s, RSS of each replica sampled;
+ * exit 1 also when the memory check fails.
  */
 import { BenchError, runClusterBench, type BenchPoint, type Progress } from '../../bench/cluster/cluster-bench.js';
+import { formatSoak, runSoak } from '../../bench/cluster/soak.js';
 import { UsageError, parseFlags } from './flags.js';
 
 export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 replica processes, fdatasync on, KV puts
               --load embedded|client (default embedded)  --command-bytes N (value size; default
               16 embedded, 128 client)  --inflight N (default 1024)  --duration S (default 30)
               --warmup S (default 10)  --rate R (open loop, R ops/s)  --dir D  --json
-              --pipeline-depth N  --batch-count-max N  --batch-bytes-max N`;
+              --pipeline-depth N  --batch-count-max N  --batch-bytes-max N
+              --soak S --rate R: memory soak for S s (RSS per replica every --sample-every S,
+              default 5; --segment-bytes N, --checkpoint-every N decrees)`;
 
 /** Renders progress on stderr: a redrawn bar on a terminal, otherwise a line every 5 s. */
 export function progressPrinter(label: string): (p: Progress) => void {
@@ -40,18 +47,21 @@ export function progressPrinter(label: string): (p: Progress) => void {
   };
 }
 
-export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoint; json: boolean } {
+export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoint; json: boolean; soak: { sampleEveryS: number } | null } {
   const f = parseFlags(argv, {
     json: 'boolean', load: 'string', 'command-bytes': 'number', inflight: 'number', duration: 'number',
     warmup: 'number', rate: 'number', dir: 'string', 'pipeline-depth': 'number', 'batch-count-max': 'number',
-    'batch-bytes-max': 'number',
+    'batch-bytes-max': 'number', soak: 'number', 'sample-every': 'number', 'segment-bytes': 'number',
+    'checkpoint-every': 'number',
   });
+  if (f.soak !== undefined && f.duration !== undefined) throw new UsageError('--soak S sets the window length: drop --duration');
+  if (f.soak !== undefined && f.rate === undefined) throw new UsageError('--soak runs open loop: give --rate R (e.g. 70 % of the peak ops/s)');
   const load = f.load ?? 'embedded';
   if (load !== 'embedded' && load !== 'client') throw new UsageError(`--load must be embedded or client, got '${load}'`);
   const point: BenchPoint = {
     load,
     inflight: f.inflight ?? 1024,
-    durationS: f.duration ?? 30,
+    durationS: f.soak ?? f.duration ?? 30,
     warmupS: f.warmup ?? 10,
     ...(f['command-bytes'] !== undefined ? { commandBytes: f['command-bytes'] } : {}),
     ...(f.rate !== undefined ? { rateOpsPerSec: f.rate } : {}),
@@ -59,12 +69,32 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
     ...(f['pipeline-depth'] !== undefined ? { pipelineDepth: f['pipeline-depth'] } : {}),
     ...(f['batch-count-max'] !== undefined ? { batchCountMax: f['batch-count-max'] } : {}),
     ...(f['batch-bytes-max'] !== undefined ? { batchBytesMax: f['batch-bytes-max'] } : {}),
+    ...(f['segment-bytes'] !== undefined ? { segmentBytes: f['segment-bytes'] } : {}),
+    ...(f['checkpoint-every'] !== undefined ? { checkpointEveryDecrees: f['checkpoint-every'] } : {}),
   };
-  return { point, json: f.json === true };
+  const soak = f.soak === undefined ? null : { sampleEveryS: f['sample-every'] ?? 5 };
+  return { point, json: f.json === true, soak };
+}
+
+async function soakCommand(point: BenchPoint, json: boolean, sampleEveryS: number): Promise<number> {
+  let result;
+  try {
+    result = await runSoak({ point, sampleEveryS }, progressPrinter('soak'));
+  } catch (e) {
+    if (e instanceof BenchError && e.code === 'PAXLINE_USAGE') throw new UsageError(e.message);
+    if (e instanceof BenchError) {
+      console.error(`paxline bench --soak: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  console.log(json ? JSON.stringify(result) : formatSoak(result));
+  return result.bench.valid && result.pass ? 0 : 1;
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
-  const { point, json } = benchPointFromFlags(argv);
+  const { point, json, soak } = benchPointFromFlags(argv);
+  if (soak !== null) return soakCommand(point, json, soak.sampleEveryS);
   let result;
   try {
     result = await runClusterBench(point, progressPrinter('bench'));
