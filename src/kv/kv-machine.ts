@@ -376,7 +376,15 @@ export class KvMachine implements StateMachine {
  * `sweep` (before refusing a command for lack of room).
  */
 function forgetBelow(entry: ClientEntry, ackedBelow: number, sweep: boolean): void {
-  entry.ackedBelow = Math.max(entry.ackedBelow, ackedBelow);
+  const before = entry.ackedBelow;
+  entry.ackedBelow = Math.max(before, ackedBelow);
+  if (entry.results.size === 0) return;
+  if (!sweep && entry.ackedBelow - before <= 8) {
+    // The usual step (a client acknowledging its last few seqs): delete those keys directly,
+    // without an iterator per command. Results below ackedBelow are never read again.
+    for (let seq = before; seq < entry.ackedBelow; seq++) entry.results.delete(seq);
+    return;
+  }
   for (const seq of entry.results.keys()) {
     if (seq < entry.ackedBelow) entry.results.delete(seq);
     else if (!sweep) break;
