@@ -379,11 +379,9 @@ export class PaxlineReplica extends EventEmitter {
   }
 
   private async completionLoop(): Promise<void> {
-    // The ring's data area read through one DataView made once, not one per completion.
-    const ringView = new DataView(this.shared.completions);
     const onCompletion = (m: Uint8Array): void => {
       const kind = m[0];
-      const id = ringView.getFloat64(m.byteOffset + 1, true);
+      const id = new DataView(m.buffer, m.byteOffset + 1, 8).getFloat64(0, true);
       const result = m.slice(9);
       if (kind === COMPLETION_RESULT) {
         const p = this.pending.get(id);
