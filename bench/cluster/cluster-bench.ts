@@ -34,7 +34,6 @@
  *  the whole set on one host, not of one replica on its own machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +44,7 @@ import type { WindowReport } from './load-driver.js';
 import type { ReplicaStatus } from '../../src/runtime/replica.js';
 import type { ReplicaStartArg } from './replica-proc.js';
 import { SLOTS_MAX, encodedPutBytes } from './workload.js';
+import { freePorts } from '../../src/util/free-ports.js';
 
 export type LoadKind = 'embedded' | 'client';
 
@@ -164,16 +164,6 @@ export class BenchError extends Error {
   }
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 function validate(p: BenchPoint): void {
   const int = (name: string, v: number, lo: number, hi: number): void => {

@@ -26,7 +26,6 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +33,7 @@ import { filesystemOf } from '../micro/log.js';
 import { ChildHandle } from '../cluster/ipc.js';
 import type { ReplicaStartArg } from '../cluster/replica-proc.js';
 import type { PrimaryConfig, PrimaryReport } from './primary-main.js';
+import { freePorts } from '../../src/util/free-ports.js';
 
 export type Tool = 'cpu' | '0x' | 'doctor' | 'flame';
 export const TOOLS: readonly Tool[] = ['cpu', '0x', 'doctor', 'flame'];
@@ -71,16 +71,6 @@ export const wasInterrupted = (): boolean => interrupted;
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 const require = createRequire(import.meta.url);
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 /** The command line that starts the primary under `tool`, and the folder it writes to. */
 function primaryCommand(tool: Tool, dir: string, configPath: string): { argv: string[]; env: NodeJS.ProcessEnv } {

@@ -9,12 +9,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { UsageError, parseFlags } from './flags.js';
+import { freePorts } from '../util/free-ports.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -23,16 +23,6 @@ export function currentClusterFile(): string {
   return join(process.env.PAXLINE_HOME ?? join(homedir(), '.paxline'), 'current-cluster');
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 interface Up { id: number; pid: number; peer: string; client: string }
 
