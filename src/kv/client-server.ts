@@ -23,6 +23,7 @@ import {
   type ClientRequest,
   type ClientResponse,
 } from './client-protocol.js';
+import { writeCoalesced } from './corked-write.js';
 import { KvError, errorCode } from './kv-error.js';
 
 /** What the client endpoint needs from a replica (the runtime's façade provides it). */
@@ -279,7 +280,7 @@ class ClientServerImpl implements ClientServer {
       // Only a result too large for a frame gets here; answer with the error instead.
       frame = encodeResponse(this.errorResponse(response.requestId, err));
     }
-    conn.socket.write(frame);
+    writeCoalesced(conn.socket, frame);
   }
 
   /** Reads only while the connection has room for requests and its writes are flowing. */

@@ -54,6 +54,7 @@ import {
   type KvCommand,
   type KvResult,
 } from './kv-codec.js';
+import { writeCoalesced } from './corked-write.js';
 import { KvError } from './kv-error.js';
 
 export interface ClientOptions {
@@ -251,7 +252,7 @@ class Connection {
     if (this.closed) return Promise.resolve({ type: 'lost', maySent: false });
     return new Promise((resolve) => {
       this.pending.set(requestId, resolve);
-      this.socket.write(frame);
+      writeCoalesced(this.socket, frame);
     });
   }
 
