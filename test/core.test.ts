@@ -117,7 +117,7 @@ test('malformed or impossible messages are rejected and counted, never trusted',
   ];
   for (const m of bad) r.receive(m as Message);
   assert.equal(r.stats.messagesRejected, bad.length);
-  r.receive({ ...env, config: 2, type: 'heartbeat', ballot: 2049, committed: 0 });
+  r.receive({ ...env, config: 2, type: 'heartbeat', ballot: 2049, committed: 0, floor: 0 });
   assert.equal(r.stats.messagesDroppedConfig, 1);
   const ready = r.takeReady();
   assert.equal(ready.send.length + ready.persist.length, 0);

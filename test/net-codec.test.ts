@@ -42,8 +42,8 @@ export const messageArb: fc.Arbitrary<Message> = fc.oneof(
   record({ type: fc.constant('accept' as const), ...env, ballot: safe, decree: safe, value: valueArb, committed: safe }),
   record({ type: fc.constant('accepted' as const), ...env, ballot: safe, decree: safe }),
   record({ type: fc.constant('nack' as const), ...env, ballot: safe, promised: safe }),
-  record({ type: fc.constant('heartbeat' as const), ...env, ballot: safe, committed: safe }),
-  record({ type: fc.constant('heartbeatAck' as const), ...env, ballot: safe }),
+  record({ type: fc.constant('heartbeat' as const), ...env, ballot: safe, committed: safe, floor: safe }),
+  record({ type: fc.constant('heartbeatAck' as const), ...env, ballot: safe, durableCommitted: safe }),
   record({ type: fc.constant('prepare' as const), ...env, ballot: safe, fromDecree: safe }),
   record({
     type: fc.constant('prepareAccepted' as const),

@@ -70,6 +70,7 @@ const heartbeat = (from: number, to: number, committed: number, config = 1): Mes
   config,
   ballot: 1024 + from,
   committed,
+  floor: 0,
 });
 
 function everyType(from: number, to: number): Message[] {
@@ -83,7 +84,7 @@ function everyType(from: number, to: number): Message[] {
     { type: 'accepted', ...env, ballot: 2048, decree: 3 },
     { type: 'nack', ...env, ballot: 2048, promised: 3072 },
     heartbeat(from, to, 2),
-    { type: 'heartbeatAck', ...env, ballot: 2048 },
+    { type: 'heartbeatAck', ...env, ballot: 2048, durableCommitted: 3 },
     { type: 'statusQuery', ...env },
     { type: 'statusResponse', ...env, committed: 2, promised: 2048, primaryRecent: true },
     { type: 'fetch', ...env, fromDecree: 1, toDecree: 2 },

@@ -100,8 +100,8 @@ function fmtBody(m: Message): string {
       return `accept b=${b(m.ballot)} d=${m.decree} ${fmtValue(m.value)} c=${m.committed}`;
     case 'accepted': return `accepted b=${b(m.ballot)} d=${m.decree}`;
     case 'nack': return `nack b=${b(m.ballot)} promised=${b(m.promised)}`;
-    case 'heartbeat': return `heartbeat b=${b(m.ballot)} c=${m.committed}`;
-    case 'heartbeatAck': return `heartbeatAck b=${b(m.ballot)}`;
+    case 'heartbeat': return `heartbeat b=${b(m.ballot)} c=${m.committed}${m.floor > 0 ? ` floor=${m.floor}` : ''}`;
+    case 'heartbeatAck': return `heartbeatAck b=${b(m.ballot)}${m.durableCommitted > 0 ? ` durable=${m.durableCommitted}` : ''}`;
     case 'statusQuery': return 'statusQuery';
     case 'statusResponse':
       return `statusResponse c=${m.committed} promised=${b(m.promised)} recent=${m.primaryRecent}`;

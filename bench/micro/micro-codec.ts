@@ -55,7 +55,7 @@ function messageTasks(): MicroTask[] {
     value: { kind: 'batch', commands: commands() },
   };
   const heartbeat: Message = {
-    type: 'heartbeat', from: 0, to: 1, config: 1, ballot, committed: 999,
+    type: 'heartbeat', from: 0, to: 1, config: 1, ballot, committed: 999, floor: 0,
   };
   const acceptBytes = encodeMessage(accept);
   const heartbeatBytes = encodeMessage(heartbeat);

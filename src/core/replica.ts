@@ -89,6 +89,12 @@ export interface RestoreHints {
   readonly repairUpTo?: number;
   /** The promised ballot from the mirrored metadata file (a damaged promise record is lost). */
   readonly promisedAtLeast?: number;
+  /**
+   * The decree of the checkpoint the state machine loaded (= options.executedUpTo). Decrees up to
+   * it are executed, hence chosen, so the commit point is at least this even when the log holds
+   * no commit record that high or no copies that low (segments retired below a checkpoint).
+   */
+  readonly checkpointDecree?: number;
 }
 
 export type ProposeResult =
@@ -158,6 +164,12 @@ export class Replica {
   private candidacyAllowed = true;
   /** Decrees ≤ this were dropped from `log` (chosen, executed); the log on disk still has them. */
   private compactedUpTo = 0;
+  /** Highest commit record known durable, and commit records awaiting durability (seq, decree). */
+  private durableCommitted = 0;
+  private readonly commitRecordsInFlight: number[] = [];
+  /** Peers' durable commit points (from heartbeat acks), and the highest floor a primary sent. */
+  private readonly peerDurable = new Map<number, number>();
+  private floorHeard = 0;
   /** The pre-vote: status asked before preparing; `noPrimary` = peers that see no live primary. */
   private query: { deadlineTick: number; responded: Set<number>; noPrimary: Set<number> } | null = null;
   private fetch: { peer: number; toDecree: number; sentTick: number } | null = null;
@@ -209,17 +221,25 @@ export class Replica {
     }
     if (!forget) r.promised = Math.max(r.promised, hints.promisedAtLeast ?? 0);
     r.highestSeen = r.promised;
+    const checkpoint = hints.checkpointDecree ?? 0;
+    if (checkpoint > 0) {
+      assert(checkpoint === r.executed, 'checkpointDecree must equal options.executedUpTo');
+      r.committed = Math.max(r.committed, checkpoint);
+      for (let d = r.compactedUpTo + 1; d <= checkpoint; d++) r.log.delete(d);
+      r.compactedUpTo = checkpoint;
+    }
     const repairUpTo = hints.repairUpTo ?? 0;
     if (repairUpTo > 0) {
       // Damaged records were lost: trust the commit point only as far as copies survived.
-      let d = 0;
+      let d = r.compactedUpTo;
       while (d < r.committed && r.log.has(d + 1)) d++;
       r.committed = d;
       r.repairUpTo = repairUpTo;
       r.stats.repairsStarted++;
     }
     r.committedRecorded = r.committed;
-    for (let d = 1; d <= r.committed; d++) assert(r.log.has(d), 'restored commit point has no copy');
+    r.durableCommitted = r.committed; // read back from the log: durable
+    for (let d = r.compactedUpTo + 1; d <= r.committed; d++) assert(r.log.has(d), 'restored commit point has no copy');
     assert(r.executed <= r.committed, 'executedUpTo above the persisted commit point');
     r.emitExecutions();
     r.compact();
@@ -287,6 +307,13 @@ export class Replica {
     assert(upToSeq < this.nextSeq, 'persisted beyond the last record');
     if (upToSeq <= this.persistedSeq) return;
     this.persistedSeq = upToSeq;
+    const c = this.commitRecordsInFlight;
+    let i = 0;
+    while (i < c.length && c[i]! <= upToSeq) {
+      this.durableCommitted = c[i + 1]!;
+      i += 2;
+    }
+    if (i > 0) c.splice(0, i);
     const l = this.leader;
     if (l && l.phase === 1 && !l.selfPromised && l.selfPromiseSeq <= upToSeq) {
       l.selfPromised = true;
@@ -337,8 +364,8 @@ export class Replica {
       case 'accept': return this.onAccept(m.from, m.ballot, m.decree, m.value, m.committed);
       case 'accepted': return this.onAccepted(m.from, m.ballot, m.decree);
       case 'nack': return this.onNack(m.ballot, m.promised);
-      case 'heartbeat': return this.onHeartbeat(m.from, m.ballot, m.committed);
-      case 'heartbeatAck': return this.onHeartbeatAck(m.from, m.ballot);
+      case 'heartbeat': return this.onHeartbeat(m.from, m.ballot, m.committed, m.floor);
+      case 'heartbeatAck': return this.onHeartbeatAck(m.from, m.ballot, m.durableCommitted);
       case 'statusQuery':
         return this.send({
           ...this.env(m.from), type: 'statusResponse', committed: this.committed,
@@ -427,9 +454,10 @@ export class Replica {
     this.onCommitNotice(from, ballot, committed);
   }
 
-  private onHeartbeat(from: number, ballot: number, committed: number): void {
+  private onHeartbeat(from: number, ballot: number, committed: number, floor: number): void {
     if (!this.admitPrimary(from, ballot)) return;
-    this.send({ ...this.env(from), type: 'heartbeatAck', ballot });
+    this.send({ ...this.env(from), type: 'heartbeatAck', ballot, durableCommitted: this.durableCommitted });
+    if (floor > this.floorHeard) this.floorHeard = floor;
     this.onCommitNotice(from, ballot, committed);
   }
 
@@ -731,7 +759,7 @@ export class Replica {
     if (this.now - l.lastHeartbeatTick >= this.o.heartbeatTicks) {
       l.lastHeartbeatTick = this.now;
       for (const p of this.peers) {
-        this.send({ ...this.env(p), type: 'heartbeat', ballot: l.ballot, committed: this.committed });
+        this.send({ ...this.env(p), type: 'heartbeat', ballot: l.ballot, committed: this.committed, floor: this.retentionFloor() });
       }
     }
     for (const [decree, f] of l.inflight) {
@@ -800,9 +828,27 @@ export class Replica {
     this.checkChosen(l, decree, f);
   }
 
-  private onHeartbeatAck(from: number, ballot: number): void {
+  private onHeartbeatAck(from: number, ballot: number, durableCommitted: number): void {
     const l = this.leader;
     if (l && l.phase === 2 && ballot === l.ballot) l.lastHeardTick.set(from, this.now);
+    // A durable commit point only grows (a wiped disk must not rejoin under its old id).
+    if (durableCommitted > (this.peerDurable.get(from) ?? 0)) this.peerDurable.set(from, durableCommitted);
+  }
+
+  /**
+   * Decrees ≤ this are durably committed on every member, so none will ever need them from a
+   * log: the runtime may retire log segments holding only such decrees (and older than its
+   * checkpoints). The primary computes it from its peers' reports; others keep the highest floor
+   * a primary announced. 0 until every member has reported.
+   */
+  retentionFloor(): number {
+    let floor = this.floorHeard;
+    if (this.leader) {
+      let min = this.durableCommitted;
+      for (const p of this.peers) min = Math.min(min, this.peerDurable.get(p) ?? 0);
+      floor = Math.max(floor, min);
+    }
+    return floor;
   }
 
   private onNack(ballot: number, promised: number): void {
@@ -956,7 +1002,8 @@ export class Replica {
       // The commit point rides in the next group write; the log is ordered, so the copies it
       // covers are durable no later than it is.
       this.committedRecorded = this.committed;
-      this.persist({ type: 'commit', decree: this.committed });
+      const seq = this.persist({ type: 'commit', decree: this.committed });
+      this.commitRecordsInFlight.push(seq, this.committed);
     }
     this.compact();
     if (this.o.verify) this.checkInvariants(++this.inputs % FULL_SWEEP_EVERY_INPUTS === 0);

@@ -108,11 +108,18 @@ export interface Heartbeat extends Envelope {
   readonly type: 'heartbeat';
   readonly ballot: number;
   readonly committed: number;
+  /**
+   * Retention floor: every member has a durable commit point ≥ this, so no member will ever need
+   * decrees ≤ it from anyone's log (0 = unknown). Monotonic fact: receivers keep the highest seen.
+   */
+  readonly floor: number;
 }
 
 export interface HeartbeatAck extends Envelope {
   readonly type: 'heartbeatAck';
   readonly ballot: number;
+  /** The sender's durable commit point (its highest commit record known durable). */
+  readonly durableCommitted: number;
 }
 
 export interface StatusQuery extends Envelope {

@@ -9,8 +9,8 @@
  *   accept          1  envelope | f64 ballot | f64 decree | f64 committed | value
  *   accepted        2  envelope | f64 ballot | f64 decree
  *   nack            3  envelope | f64 ballot | f64 promised
- *   heartbeat       4  envelope | f64 ballot | f64 committed
- *   heartbeatAck    5  envelope | f64 ballot
+ *   heartbeat       4  envelope | f64 ballot | f64 committed | f64 floor
+ *   heartbeatAck    5  envelope | f64 ballot | f64 durableCommitted
  *   prepare         6  envelope | f64 ballot | f64 fromDecree
  *   prepareAccepted 7  envelope | f64 ballot | f64 fromDecree | f64 coverFrom | f64 coverTo
  *                      | f64 compactedUpTo | u32 count | count × entry
@@ -111,12 +111,12 @@ export function encodedMessageBytes(m: Message): number {
       return ENVELOPE_BYTES + 24 + valueBytes(m.value);
     case 'accepted':
     case 'nack':
-    case 'heartbeat':
+    case 'heartbeatAck':
     case 'prepare':
     case 'fetch':
       return ENVELOPE_BYTES + 16;
-    case 'heartbeatAck':
-      return ENVELOPE_BYTES + 8;
+    case 'heartbeat':
+      return ENVELOPE_BYTES + 24;
     case 'prepareAccepted':
       return ENVELOPE_BYTES + 40 + entriesBytes(m.entries);
     case 'prepareRefused':
@@ -226,9 +226,11 @@ export function writeMessage(m: Message, out: Uint8Array, at: number): number {
     case 'heartbeat':
       w.f64(m.ballot, 'ballot');
       w.f64(m.committed, 'committed');
+      w.f64(m.floor, 'floor');
       break;
     case 'heartbeatAck':
       w.f64(m.ballot, 'ballot');
+      w.f64(m.durableCommitted, 'durableCommitted');
       break;
     case 'prepare':
       w.f64(m.ballot, 'ballot');
@@ -410,10 +412,15 @@ function decodeBody(
       return { type, from, to, config, ballot: r.f64('ballot'), decree: r.f64('decree') };
     case 'nack':
       return { type, from, to, config, ballot: r.f64('ballot'), promised: r.f64('promised') };
-    case 'heartbeat':
-      return { type, from, to, config, ballot: r.f64('ballot'), committed: r.f64('committed') };
-    case 'heartbeatAck':
-      return { type, from, to, config, ballot: r.f64('ballot') };
+    case 'heartbeat': {
+      const ballot = r.f64('ballot');
+      const committed = r.f64('committed');
+      return { type, from, to, config, ballot, committed, floor: r.f64('floor') };
+    }
+    case 'heartbeatAck': {
+      const ballot = r.f64('ballot');
+      return { type, from, to, config, ballot, durableCommitted: r.f64('durableCommitted') };
+    }
     case 'prepare':
       return { type, from, to, config, ballot: r.f64('ballot'), fromDecree: r.f64('fromDecree') };
     case 'prepareAccepted': {

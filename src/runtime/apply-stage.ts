@@ -27,7 +27,7 @@ import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, COMPLETION_READ,
+  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_OLDEST_CHECKPOINT, COMPLETION_READ,
   COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
@@ -78,6 +78,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   const flags = new Int32Array(init.shared.flags);
   counters[C_EXECUTED] = executed;
   counters[C_CHECKPOINT_DECREE] = executed;
+  counters[C_OLDEST_CHECKPOINT] = listCheckpoints(fs, ckptDir)[0]?.decree ?? 0;
   port.postMessage({
     type: 'ready', executedUpTo: executed,
     skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
@@ -159,7 +160,10 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     counters[C_CHECKPOINTS]!++;
     counters[C_CHECKPOINT_DECREE] = executed;
     const all = listCheckpoints(fs, ckptDir);
-    for (const old of all.slice(0, Math.max(0, all.length - o.checkpointsKept))) rmSync(old.path, { force: true });
+    const drop = Math.max(0, all.length - o.checkpointsKept);
+    for (const old of all.slice(0, drop)) rmSync(old.path, { force: true });
+    // The log stage retires segments only below the oldest checkpoint kept (a fallback target).
+    counters[C_OLDEST_CHECKPOINT] = all[drop]?.decree ?? 0;
   };
 
   // RSL's canBecomePrimary / acceptMessageFrom run here, with the state machine; the consensus

@@ -28,7 +28,7 @@ import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
-  C_PRIMARY, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, type StageShared,
+  C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 
 export interface ConsensusStageInit {
@@ -80,10 +80,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   const self = o.replicaId;
   const counters = new Float64Array(init.shared.counters);
   const records: LogRecord[] = init.records.map((b) => decodeRecord(b));
-  // Decrees the checkpoint already holds are skipped by the apply stage; the core may only start
-  // executing at or below its persisted commit point.
-  let restoredCommitted = 0;
-  for (const r of records) if (r.type === 'commit' && r.decree > restoredCommitted) restoredCommitted = r.decree;
+  // The checkpoint's decree is executed (hence chosen): the core starts from it, even when the
+  // log's segments below it were retired.
   const core = Replica.restore({
     replicaId: self,
     members: o.members.map((m) => m.id),
@@ -97,10 +95,11 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     batchBytesMax: o.batchBytesMax,
     proposalQueueMax: o.inflightMax,
     retainDecrees: o.retainDecrees,
-    executedUpTo: Math.min(init.executedUpTo, restoredCommitted),
+    executedUpTo: init.executedUpTo,
     random: Math.random,
   }, records, {
     promisedAtLeast: init.promisedAtLeast,
+    checkpointDecree: init.executedUpTo,
     ...(init.repairUpTo > 0 ? { repairUpTo: init.repairUpTo } : {}),
   });
   records.length = 0;
@@ -267,6 +266,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     backlog = execute.flush() || backlog;
     const s = core.status();
     counters[C_COMMITTED] = s.committed;
+    counters[C_RETENTION_FLOOR] = core.retentionFloor();
     counters[C_PRIMARY] = s.role === 'primary' ? self : s.knownPrimary;
     counters[C_BALLOT] = s.promised;
     counters[C_DECREES_PROPOSED] = core.stats.decreesProposed;

@@ -24,7 +24,8 @@ import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
 import {
-  C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS, F_STOP, fsyncHistogramSlot,
+  C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS, C_OLDEST_CHECKPOINT,
+  C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, F_STOP, fsyncHistogramSlot,
   type StageShared,
 } from './stage-protocol.js';
 
@@ -57,6 +58,7 @@ export const PERSIST_MARK_REPAIRED = 0;
 const RECORD_VALUE_PREFIX = 17;
 const WAIT_MS = 50;
 const GROUP_RECORDS_MAX = 8192;
+const RETENTION_EVERY_MS = 1000;
 
 export function logDirOf(dataDir: string): string {
   return join(dataDir, 'log');
@@ -201,12 +203,42 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     lastSeq = seq;
   };
 
+  /**
+   * Retention: retire the segments that hold only decrees every member has durably committed
+   * (the consensus stage's retention floor) and that are older than the oldest checkpoint kept
+   * (the apply stage's counter) — what no restart here and no lagging peer can still need.
+   * Promise records in them are mirrored in the metadata file. Checked every RETENTION_EVERY_MS.
+   */
+  let lastRetentionCheck = performance.now();
+  const retain = (): void => {
+    lastRetentionCheck = performance.now();
+    const upTo = Math.min(counters[C_RETENTION_FLOOR]!, counters[C_OLDEST_CHECKPOINT]!);
+    if (upTo <= 0) return;
+    const segments = log.segmentSummaries().sort((a, b) => a.segment - b.segment);
+    let below = 0;
+    for (let i = 0; i < segments.length - 1; i++) { // never the newest (the write segment)
+      const sg = segments[i]!;
+      if (sg.lastDecree > upTo) break;
+      below = sg.segment + 1;
+    }
+    if (below <= log.firstSegment) return;
+    try {
+      counters[C_SEGMENTS_RETIRED]! += log.retireSegmentsBelow(below).length;
+    } catch (e) {
+      port.postMessage({ type: 'logError', error: errorShape(e) });
+    }
+  };
+
   let backoffMs = 10;
   while (Atomics.load(flags, F_STOP) === 0) {
     bell.waitSync(hasWork, WAIT_MS);
     persist.drain(onRecord, GROUP_RECORDS_MAX);
     logReads.drain(onLogRead);
-    if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) continue;
+    if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) {
+      // Idle: still retire what the floor and the checkpoints allow by now.
+      if (log.failed === null && performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
+      continue;
+    }
     counters[C_APPENDED_SEQ] = lastSeq;
     const t0 = performance.now();
     try {
@@ -235,9 +267,11 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     counters[C_FSYNCS]!++;
     counters[C_LOG_BYTES] = bytes;
     counters[C_DURABLE_SEQ] = lastSeq;
+    counters[C_SEGMENTS_CREATED] = log.stats.segmentsCreated;
     seqView.setFloat64(0, lastSeq, true);
     while (!durable.tryPush(seqBytes)) durable.waitForRoom(8, WAIT_MS);
     durable.publish();
+    if (performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
   }
   log.close();
   port.postMessage({ type: 'closed' });

@@ -27,7 +27,7 @@ import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
   C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
-  C_FSYNC_HIST, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
+  C_FSYNC_HIST, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
 
@@ -57,6 +57,11 @@ export interface ReplicaStatus {
      * (subtract two snapshots for a window).
      */
     readonly fsyncHistogram: readonly number[];
+    /** Segment files started (rollovers) and retired by retention since start. */
+    readonly segmentsCreated: number;
+    readonly segmentsRetired: number;
+    /** Decrees every member has durably committed (retention may retire below it). */
+    readonly retentionFloor: number;
   };
   readonly commandsExecuted: number;
   readonly checkpoints: number;
@@ -278,6 +283,8 @@ export class PaxlineReplica extends EventEmitter {
         failures: c[C_LOG_FAILURES]!, fsyncP50Ms: fsyncQuantileMs(c, 0.5), fsyncP99Ms: fsyncQuantileMs(c, 0.99),
         readsServed: c[C_LOG_READS]!,
         fsyncHistogram: Array.from(c.subarray(C_FSYNC_HIST, C_FSYNC_HIST + FSYNC_HIST_BUCKETS)),
+        segmentsCreated: c[C_SEGMENTS_CREATED]!, segmentsRetired: c[C_SEGMENTS_RETIRED]!,
+        retentionFloor: c[C_RETENTION_FLOOR]!,
       },
       commandsExecuted: c[C_COMMANDS_EXECUTED]!, checkpoints: c[C_CHECKPOINTS]!, elections: c[C_ELECTIONS]!,
       messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },

@@ -50,6 +50,10 @@ export const C_LOG_FAILURES = 14; // log
 export const C_MESSAGES_SENT = 15; // consensus
 export const C_MESSAGES_RECEIVED = 16; // consensus
 export const C_LOG_READS = 17; // log: catch-up reads answered from the log
+export const C_RETENTION_FLOOR = 18; // consensus: every member durably committed up to here
+export const C_OLDEST_CHECKPOINT = 19; // apply: decree of the oldest checkpoint kept (0 = none)
+export const C_SEGMENTS_RETIRED = 20; // log
+export const C_SEGMENTS_CREATED = 21; // log: rollovers (new or recycled segment files)
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;
