@@ -13,8 +13,8 @@
  *    minutes compares shorter windows: min(60 s, max(sampleEveryS, soakS / 5)) at each end;
  *  - whether a checkpoint happened in the window: status().checkpoints and decrees.checkpoint of
  *    each replica, at the window's start and end (counters of the runtime);
- *  - segment rollover and retention delete: status() has NO counter for either (src/runtime is
- *    not ours to change), so those fields say 'unknown'. As a separate, labelled observation the
+ *  - segment rollover and retention delete: status().log.segmentsCreated / segmentsRetired at the
+ *    window's start and end. As a separate, labelled observation the
  *    soak lists each replica's log folder at every sample: a higher newest segment number is a
  *    rollover seen on disk; a higher oldest segment number or fewer segment files is a retired
  *    (deleted or recycled) segment seen on disk.
@@ -67,6 +67,8 @@ export interface SoakProcess {
   readonly rssRatio: number;
   readonly pass: boolean;
   readonly checkpointsInWindow: number;
+  readonly rolloversInWindow: number;
+  readonly retirementsInWindow: number;
   readonly checkpointDecreeAtStart: number;
   readonly checkpointDecreeAtEnd: number;
   readonly logFolder: LogFolderSample[];
@@ -89,9 +91,8 @@ export interface SoakResult {
   readonly pass: boolean;
   readonly events: {
     readonly checkpoint: boolean;
-    /** 'unknown': the replica status has no counter for it (see the file comment). */
-    readonly segmentRollover: 'unknown';
-    readonly retentionDelete: 'unknown';
+    readonly segmentRollover: boolean;
+    readonly retentionDelete: boolean;
     readonly segmentRolloverSeenOnDisk: boolean;
     readonly retentionDeleteSeenOnDisk: boolean;
   };
@@ -175,6 +176,8 @@ function summarizeProcess(i: number, s: Sampler, soakS: number, windowS: number,
     rssRatio: round(ratio, 3),
     pass: Number.isFinite(ratio) && Math.abs(ratio - 1) <= TOLERANCE,
     checkpointsInWindow: s0 !== undefined && s1 !== undefined ? s1.checkpoints - s0.checkpoints : 0,
+    rolloversInWindow: s0 !== undefined && s1 !== undefined ? s1.log.segmentsCreated - s0.log.segmentsCreated : 0,
+    retirementsInWindow: s0 !== undefined && s1 !== undefined ? s1.log.segmentsRetired - s0.log.segmentsRetired : 0,
     checkpointDecreeAtStart: s0?.decrees.checkpoint ?? 0,
     checkpointDecreeAtEnd: s1?.decrees.checkpoint ?? 0,
     logFolder: folder,
@@ -203,8 +206,8 @@ export async function runSoak(spec: SoakSpec, progress: (p: Progress) => void = 
     pass: processes.every((p) => p.pass),
     events: {
       checkpoint: processes.some((p) => p.checkpointsInWindow > 0),
-      segmentRollover: 'unknown',
-      retentionDelete: 'unknown',
+      segmentRollover: processes.some((p) => p.rolloversInWindow > 0),
+      retentionDelete: processes.some((p) => p.retirementsInWindow > 0),
       segmentRolloverSeenOnDisk: processes.some((p) => p.rolloversSeenOnDisk > 0),
       retentionDeleteSeenOnDisk: processes.some((p) => p.retiredSegmentsSeenOnDisk > 0),
     },
@@ -222,7 +225,7 @@ export function formatSoak(r: SoakResult): string {
   for (const p of r.processes) {
     lines.push(`  ${(p.name + (p.primary ? ' (primary)' : '')).padEnd(18)} ${p.rssMedianFirstMiB.toFixed(1).padStart(7)} MiB ${p.rssMedianLastMiB.toFixed(1).padStart(6)} MiB ${p.rssRatio.toFixed(3).padStart(6)}  ${`${p.heapUsedMedianFirstMiB.toFixed(1)} / ${p.heapUsedMedianLastMiB.toFixed(1)} MiB`.padStart(19)}  ${String(p.checkpointsInWindow).padStart(11)}  ${String(p.rolloversSeenOnDisk).padStart(10)}  ${String(p.retiredSegmentsSeenOnDisk).padStart(8)}  ${p.pass ? 'pass' : 'FAIL'}`);
   }
-  lines.push(`  events in the window: checkpoint ${r.events.checkpoint ? 'yes' : 'no'}; segment rollover ${r.events.segmentRollover}, retention delete ${r.events.retentionDelete} (the replica status has no counter for either)`);
+  lines.push(`  events in the window: checkpoint ${r.events.checkpoint ? 'yes' : 'no'}; segment rollover ${r.events.segmentRollover ? 'yes' : 'no'}, retention delete ${r.events.retentionDelete ? 'yes' : 'no'} (status counters)`);
   lines.push(`  * seen on disk (log folder listed at each sample): rollover ${r.events.segmentRolloverSeenOnDisk ? 'yes' : 'no'}, retired segment ${r.events.retentionDeleteSeenOnDisk ? 'yes' : 'no'}`);
   lines.push(`  bench run ${b.valid ? 'valid' : `INVALID: ${b.invalidReasons.join('; ')}`}; state digests ${b.stateDigestsEqual ? 'equal' : 'DIFFER'}; memory ${r.pass ? 'PASS' : 'FAIL'}`);
   return lines.join('\n');
