@@ -117,7 +117,7 @@ test('runtime: retention retires log segments below the checkpoints and the rete
   const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));
   const options = members.map((m): ReplicaOptions => ({
     clusterId: 'ret', replicaId: m.id, members, dataDir: join(base, 'ret', `r${m.id}`), init: true,
-    stateMachine: machine, segmentBytes: 64 * 1024, checkpointEveryDecrees: 25, checkpointsKept: 2,
+    stateMachine: machine, segmentBytes: 128 * 1024, batchBytesMax: 8192, checkpointEveryDecrees: 25, checkpointsKept: 2,
   }));
   let replicas = await Promise.all(options.map((o) => createReplica(o)));
   try {

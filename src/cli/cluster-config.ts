@@ -83,9 +83,9 @@ export function parseClusterConfig(path: string, text: string): ClusterConfig {
     if (ids.has(e.id)) throw new ConfigError(path, `${f}.id`, `duplicate id ${e.id}`);
     ids.add(e.id);
     const peer = parseAddress(e.peer);
-    if (!peer) throw new ConfigError(path, `${f}.peer`, `must be "host:port", got ${JSON.stringify(e.peer)}`);
+    if (!peer) throw new ConfigError(path, `${f}.peer`, `must be "host:port" with a port in 1..65535, got ${JSON.stringify(e.peer)}`);
     const client = parseAddress(e.client);
-    if (!client) throw new ConfigError(path, `${f}.client`, `must be "host:port", got ${JSON.stringify(e.client)}`);
+    if (!client) throw new ConfigError(path, `${f}.client`, `must be "host:port" with a port in 1..65535, got ${JSON.stringify(e.client)}`);
     if (typeof e.dataDir !== 'string' || e.dataDir.length === 0) throw new ConfigError(path, `${f}.dataDir`, 'must be a non-empty path');
     return { id: e.id, peer, client, dataDir: resolve(base, e.dataDir) };
   });

@@ -71,6 +71,7 @@ try {
 } catch (err) {
   const e = err as Error & { code?: string };
   if (e.code === 'PAXLINE_USAGE' || e.code === 'PAXLINE_BAD_CONFIG' || e.code === 'PAXLINE_BAD_OPTION' ||
+      e.code === 'PAXLINE_INVALID_OPTION' ||
       e.code === 'PAXLINE_DATA_DIR_EMPTY' || e.code === 'PAXLINE_DATA_DIR_MISMATCH') {
     console.error(`paxline: ${e.message}`);
     process.exitCode = 2;

@@ -9,7 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { startClientServer } from '../kv/client-server.js';
 import { createReplica } from '../runtime/replica.js';
-import { formatAddress, loadClusterConfig, type ClusterConfig } from './cluster-config.js';
+import { ConfigError, formatAddress, loadClusterConfig, type ClusterConfig } from './cluster-config.js';
 import { UsageError, parseFlags } from './flags.js';
 
 export const KV_MACHINE_PATH = fileURLToPath(new URL('../kv/kv-machine.js', import.meta.url));
@@ -35,16 +35,33 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   const config = loadClusterConfig(f.config);
   const options = replicaOptionsFor(config, f.id, f.init === true);
   const me = config.replicas.find((r) => r.id === f.id)!;
-  const replica = await createReplica(options);
-  const clients = await startClientServer({
-    host: me.client.host,
-    port: me.client.port,
-    replica,
-    clientAddressOf: (id) => {
-      const r = config.replicas.find((x) => x.id === id);
-      return r ? formatAddress(r.client) : undefined;
-    },
-  });
+  let replica: Awaited<ReturnType<typeof createReplica>>;
+  try {
+    replica = await createReplica(options);
+  } catch (e) {
+    const err = e as Error & { code?: string; field?: string };
+    // An option from the config file: name the file and the field.
+    if (err.code === 'PAXLINE_BAD_OPTION' && err.field !== undefined) {
+      throw new ConfigError(config.path, `options.${err.field}`, err.message.replace(/^options\.[^:]*: /, ''));
+    }
+    throw e;
+  }
+  let clients: Awaited<ReturnType<typeof startClientServer>>;
+  try {
+    clients = await startClientServer({
+      host: me.client.host,
+      port: me.client.port,
+      replica,
+      clientAddressOf: (id) => {
+        const r = config.replicas.find((x) => x.id === id);
+        return r ? formatAddress(r.client) : undefined;
+      },
+    });
+  } catch (e) {
+    await replica.close();
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(config.path, `replicas[id ${f.id}].client`, `cannot listen on ${formatAddress(me.client)}: ${err.code ?? err.message}`);
+  }
   let stopping: Promise<void> | null = null;
   const stop = (why: string, code: number): Promise<void> => {
     stopping ??= (async () => {

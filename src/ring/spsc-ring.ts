@@ -86,9 +86,13 @@ export class RingProducer extends RingSide {
   private head: number;
 
   /** `doorbell`: also rung on every publish, for a consumer that reads several rings. */
+  /** HEAD as last published. */
+  private published: number;
+
   constructor(buffer: SharedArrayBuffer, private readonly doorbell: Doorbell | null = null) {
     super(buffer);
     this.head = Atomics.load(this.ctl, HEAD) >>> 0;
+    this.published = this.head;
   }
 
   /**
@@ -139,8 +143,10 @@ export class RingProducer extends RingSide {
     return this.view;
   }
 
-  /** Makes pushed messages visible and wakes the consumer if it sleeps. */
+  /** Makes pushed messages visible and wakes the consumer if it sleeps (no-op if none). */
   publish(): void {
+    if (this.head === this.published) return; // nothing new: no store, no notify, no doorbell
+    this.published = this.head;
     Atomics.store(this.ctl, HEAD, this.head | 0);
     if (Atomics.load(this.ctl, CONSUMER_WAITS) === 1) {
       Atomics.add(this.ctl, WAKEUPS, 1);

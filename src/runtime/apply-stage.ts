@@ -28,7 +28,7 @@ import { errorShape, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_OLDEST_CHECKPOINT, COMPLETION_READ,
-  COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
+  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
 
@@ -91,7 +91,14 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   let lastBallot = 0;
   const pendingReads: { id: number; minDecree: number; query: Uint8Array }[] = [];
 
-  const complete = (kind: number, id: number, result: Uint8Array): void => {
+  const complete = (kind: number, id: number, resultIn: Uint8Array): void => {
+    let result = resultIn;
+    if (9 + result.length > completions.messageBytesMax) {
+      // Too large for the completion ring: the caller gets a coded error, the replica lives on.
+      const message = `the state machine's result of ${result.length} bytes exceeds the limit of ${completions.messageBytesMax - 9} (ringBytes / 2)`;
+      result = new TextEncoder().encode(JSON.stringify({ code: 'PAXLINE_STATE_MACHINE', message }));
+      kind = kind === COMPLETION_RESULT ? COMPLETION_ERROR : COMPLETION_READ_ERROR;
+    }
     // Straight into the completion ring; a copy only when it is full (kept in order).
     const at = overflow.length > 0 ? -1 : completions.tryReserve(9 + result.length);
     if (at >= 0) {

@@ -95,6 +95,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     batchBytesMax: o.batchBytesMax,
     proposalQueueMax: o.inflightMax,
     retainDecrees: o.retainDecrees,
+    messageEntriesMax: o.messageEntriesMax,
     executedUpTo: init.executedUpTo,
     random: Math.random,
   }, records, {

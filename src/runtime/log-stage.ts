@@ -151,8 +151,17 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       port.postMessage({ type: 'logError', error: errorShape(e) });
       return; // the fetcher asks another peer
     }
-    const encoded = entries.map((e) => encodeRecord({ type: 'learned', ...e }));
-    const reply = new Uint8Array(20 + encoded.reduce((n, b) => n + 4 + b.length, 0));
+    // A prefix of consecutive entries that fits the reply ring (at least one: a decree is at
+    // most batchBytesMax, which options keep well inside the ring).
+    const encoded: Uint8Array[] = [];
+    let size = 20;
+    for (const e of entries) {
+      const b = encodeRecord({ type: 'learned', ...e });
+      if (encoded.length > 0 && size + 4 + b.length > logReadReplies.messageBytesMax) break;
+      encoded.push(b);
+      size += 4 + b.length;
+    }
+    const reply = new Uint8Array(size);
     const rv = new DataView(reply.buffer);
     rv.setFloat64(0, peer, true);
     rv.setFloat64(8, committed, true);
@@ -166,6 +175,8 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     if (reply.length <= logReadReplies.messageBytesMax && logReadReplies.tryPush(reply)) {
       logReadReplies.publish();
       counters[C_LOG_READS]!++;
+    } else {
+      port.postMessage({ type: 'logError', error: { code: 'PAXLINE_LOG_READ_DROPPED', message: `a catch-up reply of ${reply.length} bytes did not fit the reply ring; the peer will ask again` } });
     }
   };
   const durable = new RingProducer(o.shared.durable, new Doorbell(o.doorbell));

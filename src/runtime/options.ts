@@ -43,7 +43,7 @@ export interface ReplicaOptions {
   readonly pipelineDepth?: number;
   /** Commands per decree at most. Default 1024. */
   readonly batchCountMax?: number;
-  /** Bytes of commands per decree at most. Default 64 KiB. */
+  /** Bytes of commands per decree at most. Default 64 KiB; at most min(ringBytes / 8, 1 MiB). */
   readonly batchBytesMax?: number;
   /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */
   readonly inflightMax?: number;
@@ -58,7 +58,7 @@ export interface ReplicaOptions {
   readonly checkpointsKept?: number;
   /** Capacity of each inter-stage ring, bytes (a power of two). Default 16 MiB. */
   readonly ringBytes?: number;
-  /** Log segment size, bytes. Default 64 MiB. */
+  /** Log segment size, bytes. Default 64 MiB; a multiple of 4096, at least 4 × batchBytesMax + 64 KiB. */
   readonly segmentBytes?: number;
 }
 
@@ -85,6 +85,8 @@ export interface ResolvedReplicaOptions {
   readonly checkpointsKept: number;
   readonly ringBytes: number;
   readonly segmentBytes: number;
+  /** Decrees per promise chunk / catch-up reply: keeps those messages under 32 MiB. */
+  readonly messageEntriesMax: number;
 }
 
 function int(field: string, v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
@@ -136,7 +138,14 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
   }
   const ringBytes = int('ringBytes', o.ringBytes ?? 16 * 1024 * 1024, 1 << 16, 1 << 30);
   if ((ringBytes & (ringBytes - 1)) !== 0) throw badOption('ringBytes', 'must be a power of two');
-  const batchBytesMax = int('batchBytesMax', o.batchBytesMax ?? 64 * 1024, 64, ringBytes / 8);
+  // A decree's batch must fit every ring (with room to spare) and, times the entries a catch-up
+  // or promise message carries, a network frame (64 MiB).
+  const batchBytesMax = int('batchBytesMax', o.batchBytesMax ?? 64 * 1024, 64, Math.min(ringBytes / 8, 1024 * 1024));
+  const segmentBytes = int('segmentBytes', o.segmentBytes ?? 64 * 1024 * 1024, 4096, 1024 * 1024 * 1024);
+  if (segmentBytes % 4096 !== 0) throw badOption('segmentBytes', 'must be a multiple of 4096');
+  if (segmentBytes < 4 * batchBytesMax + 65536) {
+    throw badOption('segmentBytes', `must be at least 4 × batchBytesMax + 64 KiB (${4 * batchBytesMax + 65536}) so a decree always fits a segment`);
+  }
   return Object.freeze({
     clusterId, replicaId, members: Object.freeze(members), dataDir, init, stateMachine,
     stateMachineOptions: o.stateMachineOptions ?? null,
@@ -152,6 +161,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 10_000, 0),
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
     ringBytes,
-    segmentBytes: int('segmentBytes', o.segmentBytes ?? 64 * 1024 * 1024, 4096),
+    segmentBytes,
+    messageEntriesMax: Math.max(1, Math.min(64, Math.floor((32 * 1024 * 1024) / batchBytesMax))),
   });
 }

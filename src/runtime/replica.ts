@@ -26,7 +26,7 @@ import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions
 import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
-  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
+  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_ERROR, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
   C_FSYNC_HIST, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
@@ -318,15 +318,23 @@ export class PaxlineReplica extends EventEmitter {
       w.on('message', (m: { type: string }) => { if (m.type === 'closed') done(); });
       w.once('exit', done);
     });
+    // Every listener is attached before any stage is told to stop, so no 'closed' is missed.
     const consensusClosed = waitClosed(this.consensusWorker);
+    const logClosed = waitClosed(this.logWorker);
+    const applyClosed = waitClosed(this.applyWorker);
     this.consensusWorker.postMessage({ type: 'close' });
     await consensusClosed;
-    Atomics.store(new Int32Array(this.shared.flags), F_STOP, 1);
-    const logClosed = waitClosed(this.logWorker);
+    // The log stage finishes its group and stops; the flag is notified (it may be waiting on it
+    // in a failure backoff) and its doorbell rung (it may be asleep on it).
+    const flags = new Int32Array(this.shared.flags);
+    Atomics.store(flags, F_STOP, 1);
+    Atomics.notify(flags, F_STOP);
+    new Doorbell(this.shared.logDoorbell).ring();
     await logClosed;
-    const applyClosed = waitClosed(this.applyWorker);
     this.applyWorker.postMessage({ type: 'close' });
     await applyClosed;
+    // Results the apply stage produced before it stopped still resolve their callers.
+    this.drainCompletions();
     const err = new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica closed before the command completed');
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
@@ -385,8 +393,11 @@ export class PaxlineReplica extends EventEmitter {
     }
   }
 
-  private async completionLoop(): Promise<void> {
-    const onCompletion = (m: Uint8Array): void => {
+  private drainCompletions(): number {
+    return this.completions.drain(this.onCompletion);
+  }
+
+  private readonly onCompletion = (m: Uint8Array): void => {
       const kind = m[0];
       const id = new DataView(m.buffer, m.byteOffset + 1, 8).getFloat64(0, true);
       const result = m.slice(9);
@@ -402,12 +413,19 @@ export class PaxlineReplica extends EventEmitter {
         clearTimeout(r.timer);
         if (kind === COMPLETION_READ) r.resolve(result);
         else r.reject(revive(JSON.parse(new TextDecoder().decode(result)) as ErrorShape));
+      } else if (kind === COMPLETION_ERROR) {
+        const p = this.pending.get(id);
+        if (!p) return;
+        this.pending.delete(id);
+        p.reject(revive(JSON.parse(new TextDecoder().decode(result)) as ErrorShape));
       }
     };
+
+  private async completionLoop(): Promise<void> {
     while (this.closing === null && this.failed === null) {
-      if (this.completions.drain(onCompletion) === 0) await this.completions.waitForDataAsync(200);
+      if (this.drainCompletions() === 0) await this.completions.waitForDataAsync(200);
     }
-    this.completions.drain(onCompletion);
+    this.drainCompletions();
   }
 }
 

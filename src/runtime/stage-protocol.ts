@@ -30,6 +30,8 @@ export const REQUEST_HEADER_BYTES = 16;
 export const COMPLETION_RESULT = 1;
 export const COMPLETION_READ = 2;
 export const COMPLETION_READ_ERROR = 3;
+/** A replicate() that executed but whose result cannot be delivered (too large for the ring). */
+export const COMPLETION_ERROR = 4;
 
 /** Counter slots. */
 export const C_COMMITTED = 0; // consensus
