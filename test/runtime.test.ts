@@ -55,6 +55,7 @@ test('runtime: three replicas elect a primary, replicate, reject elsewhere, serv
     }
     const s = await primary.status();
     assert.equal(s.role, 'primary');
+    assert.ok((await primary.checkpoint()) >= s.decrees.executed, 'checkpoint() writes one at the executed decree');
     assert.ok(s.decrees.committed >= 1 && s.log.fsyncs >= 1 && s.commandsExecuted === 2000);
 
     // A secondary stops; the other two keep committing; it restarts from its disk and catches up.

@@ -1,14 +1,15 @@
 /**
  * `paxline local [--replicas 3] [--json] [--dir DIR]`: a whole replica set on this machine — the
  * embedded default a new user tries first. Writes a cluster config into a fresh temporary folder
- * (or DIR), starts `paxline start --init` for each replica as a child process bound to 127.0.0.1
+ * (or DIR; a DIR an earlier `paxline local` used is started again from its data, without --init),
+ * starts `paxline start --init` for each replica as a child process bound to 127.0.0.1
  * only, and prints where each listens (with --json, once all are up, one line
  * {"config","replicas":[{"id","pid","peer","client"}]}). It records the config as the default
  * for `paxline kv` / `paxline status` in the current-cluster file (see currentClusterFile), and
  * stops its replicas on SIGINT / SIGTERM, removing the temporary folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -26,8 +27,8 @@ export function currentClusterFile(): string {
 
 interface Up { id: number; pid: number; peer: string; client: string }
 
-function startChild(config: string, id: number): { child: ChildProcess; up: Promise<Up> } {
-  const child = spawn(process.execPath, [MAIN, 'start', '--config', config, '--id', String(id), '--init', '--json'], {
+function startChild(config: string, id: number, init: boolean): { child: ChildProcess; up: Promise<Up> } {
+  const child = spawn(process.execPath, [MAIN, 'start', '--config', config, '--id', String(id), ...(init ? ['--init'] : []), '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const up = new Promise<Up>((resolve, reject) => {
@@ -52,13 +53,21 @@ export async function localCommand(argv: readonly string[]): Promise<number> {
   const owned = f.dir === undefined;
   const dir = f.dir ?? mkdtempSync(join(tmpdir(), 'paxline-local-'));
   mkdirSync(dir, { recursive: true });
-  const ports = await freePorts(2 * n);
-  const replicas = Array.from({ length: n }, (_, i) => ({
-    id: i + 1, peer: `127.0.0.1:${ports[2 * i]}`, client: `127.0.0.1:${ports[2 * i + 1]}`, dataDir: `r${i + 1}`,
-  }));
   const config = join(dir, 'cluster.json');
-  writeFileSync(config, `${JSON.stringify({ clusterId: `local-${process.pid}`, replicas }, null, 2)}\n`);
-  const children = replicas.map((r) => ({ id: r.id, ...startChild(config, r.id) }));
+  // --dir of an earlier `paxline local`: start that replica set again from its data (no --init).
+  const again = !owned && existsSync(config);
+  let replicas: { id: number; peer: string; client: string; dataDir: string }[];
+  if (again) {
+    replicas = (JSON.parse(readFileSync(config, 'utf8')) as { replicas: typeof replicas }).replicas;
+    if (replicas.length !== n && f.replicas !== undefined) throw new UsageError(`${config} has ${replicas.length} replicas, not ${n}`);
+  } else {
+    const ports = await freePorts(2 * n);
+    replicas = Array.from({ length: n }, (_, i) => ({
+      id: i + 1, peer: `127.0.0.1:${ports[2 * i]}`, client: `127.0.0.1:${ports[2 * i + 1]}`, dataDir: `r${i + 1}`,
+    }));
+    writeFileSync(config, `${JSON.stringify({ clusterId: `local-${process.pid}`, replicas }, null, 2)}\n`);
+  }
+  const children = replicas.map((r) => ({ id: r.id, ...startChild(config, r.id, !again) }));
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     stopping = true;

@@ -89,7 +89,8 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   const overflow: Uint8Array[] = [];
   let commands = 0;
   let lastBallot = 0;
-  const pendingReads: { id: number; minDecree: number; query: Uint8Array }[] = [];
+  /** Fast reads waiting for the replica to catch up; dropped at their caller's deadline. */
+  const pendingReads: { id: number; minDecree: number; query: Uint8Array; deadline: number }[] = [];
 
   const complete = (kind: number, id: number, resultIn: Uint8Array): void => {
     let result = resultIn;
@@ -144,8 +145,10 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   };
 
   const serveReads = (): void => {
+    const now = Date.now();
     for (let i = 0; i < pendingReads.length;) {
       const r = pendingReads[i]!;
+      if (r.deadline < now) { pendingReads.splice(i, 1); continue; } // its caller timed out
       if (r.minDecree > executed) { i++; continue; }
       pendingReads.splice(i, 1);
       try {
@@ -157,8 +160,10 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     }
   };
 
+  let forceCheckpoint = false;
   const maybeCheckpoint = (): void => {
-    if (o.checkpointEveryDecrees === 0 || executed - lastCheckpoint < o.checkpointEveryDecrees || !sm.saveState) return;
+    if (!sm.saveState) return;
+    if (!forceCheckpoint && (o.checkpointEveryDecrees === 0 || executed - lastCheckpoint < o.checkpointEveryDecrees)) return;
     const save = sm.saveState.bind(sm);
     writeCheckpoint(fs, ckptDir, {
       decree: executed, ballot: lastBallot, configNumber: 1, members: smInit.members,
@@ -185,17 +190,28 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   pollPolicy();
   const policyTimer = sm.canBecomePrimary || sm.acceptMessageFrom ? setInterval(pollPolicy, POLICY_POLL_MS) : null;
   let stopping = false;
-  port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; role?: string; primary?: number; ballot?: number }) => {
+  port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; deadline?: number; role?: string; primary?: number; ballot?: number }) => {
     if (msg.type === 'read') {
-      pendingReads.push({ id: msg.id!, minDecree: msg.minDecree!, query: msg.query! });
+      pendingReads.push({ id: msg.id!, minDecree: msg.minDecree!, query: msg.query!, deadline: msg.deadline ?? Infinity });
       serveReads();
       flush();
     } else if (msg.type === 'notifyStatus') {
       sm.notifyStatus?.({ role: msg.role as 'primary', primary: msg.primary!, ballot: msg.ballot! });
     } else if (msg.type === 'checkpointNow') {
-      lastCheckpoint = -Infinity;
-      maybeCheckpoint();
-      port.postMessage({ type: 'checkpointed', id: msg.id, decree: executed });
+      if (!sm.saveState) {
+        port.postMessage({ type: 'checkpointed', id: msg.id, error: { code: 'PAXLINE_STATE_MACHINE', message: 'the state machine has no saveState' } });
+        return;
+      }
+      try {
+        lastCheckpoint = -Infinity;
+        forceCheckpoint = true;
+        maybeCheckpoint();
+        port.postMessage({ type: 'checkpointed', id: msg.id, decree: executed });
+      } catch (e) {
+        port.postMessage({ type: 'checkpointed', id: msg.id, error: errorShape(e) });
+      } finally {
+        forceCheckpoint = false;
+      }
     } else if (msg.type === 'close') {
       stopping = true;
     }
@@ -215,7 +231,14 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
         counters[C_EXECUTED] = executed;
         counters[C_COMMANDS_EXECUTED] = commands;
         serveReads();
-        maybeCheckpoint();
+        try {
+          maybeCheckpoint();
+        } catch (e) {
+          // A checkpoint that cannot be written (disk full) is retried an interval later; the
+          // replica keeps executing (its log still holds everything after the last checkpoint).
+          lastCheckpoint = executed;
+          port.postMessage({ type: 'logError', error: errorShape(e) });
+        }
       }
       flush();
       if (overflow.length > 0) await completions.waitForRoomAsync(1024, 10);

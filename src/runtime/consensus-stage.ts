@@ -294,6 +294,9 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     while (!stopped) {
       await bell.wait(hasWork, WAIT_MS);
       if (hasWork()) pump();
+      // When the rings never run dry the wait resolves at once, in a microtask: yield a turn so
+      // socket reads and the tick timer (heartbeats, elections) are not starved.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   };
   void ringLoop();

@@ -117,6 +117,7 @@ export class PaxlineReplica extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private readonly reads = new Map<number, Pending & { timer: NodeJS.Timeout }>();
   private readonly statusWaiters = new Map<number, (s: unknown) => void>();
+  private readonly checkpointWaiters = new Map<number, { resolve: (decree: number) => void; reject: (e: Error) => void }>();
   private readonly proposals: RingProducer;
   private readonly completions: RingConsumer;
   private readonly counters: Float64Array;
@@ -156,7 +157,12 @@ export class PaxlineReplica extends EventEmitter {
       });
     }
     applyWorker.on('message', (m: { type: string; id?: number }) => {
-      if (m.type === 'checkpointed') this.statusWaiters.get(-(m.id ?? 0))?.(m);
+      if (m.type !== 'checkpointed') return;
+      const w = this.checkpointWaiters.get(m.id ?? 0);
+      this.checkpointWaiters.delete(m.id ?? 0);
+      const r = m as { decree?: number; error?: ErrorShape };
+      if (r.error) w?.reject(revive(r.error));
+      else w?.resolve(r.decree ?? 0);
     });
     void this.completionLoop();
   }
@@ -267,7 +273,7 @@ export class PaxlineReplica extends EventEmitter {
         reject(new PaxlineError('PAXLINE_TIMEOUT', `fast read: not caught up to decree ${minDecree} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.reads.set(id, { resolve, reject, timer });
-      this.applyWorker.postMessage({ type: 'read', id, minDecree, query });
+      this.applyWorker.postMessage({ type: 'read', id, minDecree, query, deadline: Date.now() + timeoutMs });
     });
   }
 
@@ -293,14 +299,18 @@ export class PaxlineReplica extends EventEmitter {
     };
   }
 
-  /** Takes a checkpoint now (after the decrees executed so far); resolves with its decree. */
+  /**
+   * Takes a checkpoint now (after the decrees executed so far); resolves with its decree. Rejects
+   * with the stage's error when it cannot be written (no saveState, disk full), and with
+   * PAXLINE_SHUTTING_DOWN when the replica closes first.
+   */
   checkpoint(): Promise<number> {
+    if (this.closing !== null || this.failed !== null) {
+      return Promise.reject(this.failed ?? new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica is closing'));
+    }
     const id = ++this.nextRead;
-    return new Promise((resolve) => {
-      this.statusWaiters.set(-id, (m) => {
-        this.statusWaiters.delete(-id);
-        resolve((m as { decree: number }).decree);
-      });
+    return new Promise((resolve, reject) => {
+      this.checkpointWaiters.set(id, { resolve, reject });
       this.applyWorker.postMessage({ type: 'checkpointNow', id });
     });
   }
@@ -340,6 +350,8 @@ export class PaxlineReplica extends EventEmitter {
     this.pending.clear();
     for (const r of this.reads.values()) { clearTimeout(r.timer); r.reject(err); }
     this.reads.clear();
+    for (const w of this.checkpointWaiters.values()) w.reject(err);
+    this.checkpointWaiters.clear();
     await Promise.all([this.consensusWorker.terminate(), this.logWorker.terminate(), this.applyWorker.terminate()]);
   }
 
