@@ -59,8 +59,6 @@ const RECORD_VALUE_PREFIX = 17;
 const WAIT_MS = 50;
 const GROUP_RECORDS_MAX = 8192;
 const RETENTION_EVERY_MS = 1000;
-/** How long a group of commit records alone may wait for other records to share its fdatasync. */
-const COMMIT_DEFER_MS = 2;
 
 export function logDirOf(dataDir: string): string {
   return join(dataDir, 'log');
@@ -191,12 +189,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   let promiseToMirror = meta.current.promisedBallot;
   let bytes = 0;
 
-  /** Records other than commit points appended since the last sync. */
-  let pendingOther = false;
-  /** When a group of commit records alone started waiting (-1: none waiting). */
-  let commitsOnlySince = -1;
-  let waitMs = WAIT_MS;
-
   const onRecord = (m: Uint8Array): void => {
     const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
     const seq = v.getFloat64(0, true);
@@ -211,9 +203,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       if (ballot > promiseToMirror) promiseToMirror = ballot;
     } else if (type === STORED_COMMIT) {
       log.append(type, v.getFloat64(9, true), 0, EMPTY);
-      bytes += m.length;
-      lastSeq = seq;
-      return; // not pendingOther: a group of commit records alone may wait (see the loop)
     } else if (type === STORED_ACCEPT || type === STORED_LEARNED) {
       const ballot = v.getFloat64(17, true);
       log.append(type, v.getFloat64(9, true), ballot, m.subarray(8 + RECORD_VALUE_PREFIX));
@@ -223,7 +212,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     }
     bytes += m.length;
     lastSeq = seq;
-    pendingOther = true;
   };
 
   /**
@@ -254,8 +242,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
 
   let backoffMs = 10;
   while (Atomics.load(flags, F_STOP) === 0) {
-    bell.waitSync(hasWork, waitMs);
-    waitMs = WAIT_MS;
+    bell.waitSync(hasWork, WAIT_MS);
     persist.drain(onRecord, GROUP_RECORDS_MAX);
     logReads.drain(onLogRead);
     if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) {
@@ -263,18 +250,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       if (log.failed === null && performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
       continue;
     }
-    if (!pendingOther && !markRepairedPending && log.failed === null) {
-      // Only commit points wait: nobody waits for their durability (a lower commit point after
-      // a crash is re-learned), so give the next accept COMMIT_DEFER_MS to share their fdatasync
-      // — at one command in flight that halves the fsyncs on the path of the next command.
-      const now = performance.now();
-      if (commitsOnlySince < 0) commitsOnlySince = now;
-      if (now - commitsOnlySince < COMMIT_DEFER_MS) {
-        waitMs = Math.max(1, Math.ceil(COMMIT_DEFER_MS - (now - commitsOnlySince)));
-        continue;
-      }
-    }
-    commitsOnlySince = -1;
     counters[C_APPENDED_SEQ] = lastSeq;
     const t0 = performance.now();
     try {
@@ -298,7 +273,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       backoffMs = Math.min(2000, backoffMs * 2);
       continue;
     }
-    pendingOther = false;
     const micros = (performance.now() - t0) * 1000;
     counters[fsyncHistogramSlot(micros)]!++;
     counters[C_FSYNCS]!++;
@@ -309,11 +283,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     while (!durable.tryPush(seqBytes)) durable.waitForRoom(8, WAIT_MS);
     durable.publish();
     if (performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
-  }
-  try {
-    if (log.failed === null && lastSeq > counters[C_DURABLE_SEQ]!) log.sync(); // deferred commit points
-  } catch {
-    // closing anyway: unsynced records were never acknowledged
   }
   log.close();
   port.postMessage({ type: 'closed' });
