@@ -61,13 +61,15 @@ test('while a seed runs, ambient time and randomness throw', () => {
 // First catching seed of each deliberate bug in `paxline sim --all-mutations --seeds 1000
 // --replicas 3` (seeds 1..1000, the standard run).
 const CATCHING_SEEDS: Record<SimMutation, number> = {
-  ackBeforePersist: 1, // caught by 1000 of 1000 seeds
-  skipPhase1: 1, // 692 of 1000
-  adoptOneLog: 29, // 32 of 1000
-  noNoopFill: 44, // 3 of 400 (seeds re-drawn when retainDecrees joined the swarm: decision 0007)
-  executeLowerBallotCopy: 16, // 83 of 1000
-  forgetPromiseOnRestart: 7, // 11 of 1000
-  wipedDiskRejoin: 7, // 49 of 400 (idem)
+  // First catching seed of the standard battery (docs/evidence/mutation-battery-3-replicas.jsonl,
+  // re-run after compaction joined the swarm), and how many of its 1,000 seeds caught the bug.
+  ackBeforePersist: 1, // 1000 of 1000
+  skipPhase1: 1, // 690 of 1000
+  adoptOneLog: 15, // 34 of 1000
+  noNoopFill: 44, // 10 of 1000
+  executeLowerBallotCopy: 8, // 83 of 1000
+  forgetPromiseOnRestart: 7, // 10 of 1000
+  wipedDiskRejoin: 7, // 117 of 1000
 };
 
 for (const [mutation, seed] of Object.entries(CATCHING_SEEDS) as [SimMutation, number][]) {
