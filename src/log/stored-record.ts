@@ -24,7 +24,7 @@ export const STORED_COMMIT = 3;
 export const STORED_LEARNED = 4;
 
 /** Bytes before the value in codec/records.ts's accept/learned layout. */
-const VALUE_PREFIX_BYTES = 17;
+export const VALUE_PREFIX_BYTES = 17;
 const EMPTY = new Uint8Array(0);
 
 export function logRecordToStored(r: LogRecord): StoredRecord {
@@ -46,12 +46,19 @@ export function logRecordToStored(r: LogRecord): StoredRecord {
   }
 }
 
-export function storedToLogRecord(s: StoredRecord): LogRecord {
+/**
+ * A stored record as codec/records.ts bytes (what decodeRecord reads): promise and commit are
+ * 9 bytes, accept and learned the 17-byte prefix followed by the stored value bytes.
+ */
+export function storedToRecordBytes(s: StoredRecord): Uint8Array {
   switch (s.type) {
     case STORED_PROMISE:
-      return { type: 'promise', ballot: s.ballot };
-    case STORED_COMMIT:
-      return { type: 'commit', decree: s.decree };
+    case STORED_COMMIT: {
+      const out = new Uint8Array(9);
+      out[0] = s.type;
+      new DataView(out.buffer).setFloat64(1, s.type === STORED_PROMISE ? s.ballot : s.decree, true);
+      return out;
+    }
     case STORED_ACCEPT:
     case STORED_LEARNED: {
       const bytes = new Uint8Array(VALUE_PREFIX_BYTES + s.payload.length);
@@ -60,9 +67,20 @@ export function storedToLogRecord(s: StoredRecord): LogRecord {
       view.setFloat64(1, s.decree, true);
       view.setFloat64(9, s.ballot, true);
       bytes.set(s.payload, VALUE_PREFIX_BYTES);
-      return decodeRecord(bytes);
+      return bytes;
     }
     default:
       throw new AssertionFailure(`stored record type ${s.type} is not a core record`);
+  }
+}
+
+export function storedToLogRecord(s: StoredRecord): LogRecord {
+  switch (s.type) {
+    case STORED_PROMISE:
+      return { type: 'promise', ballot: s.ballot };
+    case STORED_COMMIT:
+      return { type: 'commit', decree: s.decree };
+    default:
+      return decodeRecord(storedToRecordBytes(s));
   }
 }

@@ -24,7 +24,7 @@ import {
 } from '../log/checkpoint.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
-import { errorShape, PaxlineError } from './errors.js';
+import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_OLDEST_CHECKPOINT, COMPLETION_READ,
@@ -97,7 +97,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     if (9 + result.length > completions.messageBytesMax) {
       // Too large for the completion ring: the caller gets a coded error, the replica lives on.
       const message = `the state machine's result of ${result.length} bytes exceeds the limit of ${completions.messageBytesMax - 9} (ringBytes / 2)`;
-      result = new TextEncoder().encode(JSON.stringify({ code: 'PAXLINE_STATE_MACHINE', message }));
+      result = errorShapeBytes({ code: 'PAXLINE_STATE_MACHINE', message });
       kind = kind === COMPLETION_RESULT ? COMPLETION_ERROR : COMPLETION_READ_ERROR;
     }
     // Straight into the completion ring; a copy only when it is full (kept in order).
@@ -155,7 +155,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
         if (!sm.executeFastRead) throw new PaxlineError('PAXLINE_STATE_MACHINE', 'the state machine has no executeFastRead');
         complete(COMPLETION_READ, r.id, sm.executeFastRead(r.query));
       } catch (e) {
-        complete(COMPLETION_READ_ERROR, r.id, new TextEncoder().encode(JSON.stringify(errorShape(e))));
+        complete(COMPLETION_READ_ERROR, r.id, errorShapeBytes(errorShape(e)));
       }
     }
   };

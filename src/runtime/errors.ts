@@ -60,6 +60,15 @@ export function revive(shape: ErrorShape): Error {
   return e;
 }
 
+/** An error shape as ring-message bytes (UTF-8 JSON), and back as an Error. */
+export function errorShapeBytes(shape: ErrorShape): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(shape));
+}
+
+export function reviveBytes(bytes: Uint8Array): Error {
+  return revive(JSON.parse(new TextDecoder().decode(bytes)) as ErrorShape);
+}
+
 export function badOption(field: string, message: string): PaxlineError {
   return new PaxlineError('PAXLINE_BAD_OPTION', `options.${field}: ${message}`, { field });
 }

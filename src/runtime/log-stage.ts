@@ -19,7 +19,9 @@ import { encodeRecord } from '../codec/records.js';
 import type { Entry } from '../core/types.js';
 import { entriesFromLogRecords } from '../log/log-read.js';
 import { SegmentLog } from '../log/segment-log.js';
-import { STORED_ACCEPT, STORED_COMMIT, STORED_LEARNED, STORED_PROMISE } from '../log/stored-record.js';
+import {
+  STORED_ACCEPT, STORED_COMMIT, STORED_LEARNED, STORED_PROMISE, VALUE_PREFIX_BYTES, storedToRecordBytes,
+} from '../log/stored-record.js';
 import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
@@ -55,7 +57,6 @@ export interface LogRecovered {
 /** Persist-ring control message (seq 0, type byte 0): mark the reported damage repaired. */
 export const PERSIST_MARK_REPAIRED = 0;
 
-const RECORD_VALUE_PREFIX = 17;
 const WAIT_MS = 50;
 const GROUP_RECORDS_MAX = 8192;
 const RETENTION_EVERY_MS = 1000;
@@ -93,7 +94,7 @@ function openStorage(o: LogStageInit): { meta: MetadataStore; log: SegmentLog; r
   meta.write({ clusterId: cur.clusterId, replicaId: cur.replicaId, incarnation, promisedBallot: cur.promisedBallot, logEpoch: cur.logEpoch });
   const opened = SegmentLog.open(fs, logDirOf(o.dataDir), { segmentBytes: o.segmentBytes });
   const records: Uint8Array[] = [];
-  for (const r of opened.records) records.push(storedToBytes(r.type, r.decree, r.ballot, r.payload));
+  for (const r of opened.records) records.push(storedToRecordBytes(r));
   return {
     meta, log: opened.log,
     recovered: {
@@ -102,23 +103,6 @@ function openStorage(o: LogStageInit): { meta: MetadataStore; log: SegmentLog; r
       report: opened.report.message,
     },
   };
-}
-
-/** A stored record back into codec/records.ts bytes (the layout the core's codec reads). */
-function storedToBytes(type: number, decree: number, ballot: number, payload: Uint8Array): Uint8Array {
-  if (type === STORED_PROMISE || type === STORED_COMMIT) {
-    const out = new Uint8Array(9);
-    out[0] = type;
-    new DataView(out.buffer).setFloat64(1, type === STORED_PROMISE ? ballot : decree, true);
-    return out;
-  }
-  const out = new Uint8Array(RECORD_VALUE_PREFIX + payload.length);
-  const v = new DataView(out.buffer);
-  out[0] = type;
-  v.setFloat64(1, decree, true);
-  v.setFloat64(9, ballot, true);
-  out.set(payload, RECORD_VALUE_PREFIX);
-  return out;
 }
 
 export function runLogStage(o: LogStageInit, port: MessagePort): void {
@@ -205,7 +189,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       log.append(type, v.getFloat64(9, true), 0, EMPTY);
     } else if (type === STORED_ACCEPT || type === STORED_LEARNED) {
       const ballot = v.getFloat64(17, true);
-      log.append(type, v.getFloat64(9, true), ballot, m.subarray(8 + RECORD_VALUE_PREFIX));
+      log.append(type, v.getFloat64(9, true), ballot, m.subarray(8 + VALUE_PREFIX_BYTES));
       if (type === STORED_ACCEPT && ballot > promiseToMirror) promiseToMirror = ballot;
     } else {
       throw new Error(`log stage: unknown record type ${type}`);

@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
 import { createDoorbell, Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import type { ConsensusEvent, RejectionKind } from './consensus-stage.js';
-import { PaxlineError, revive, type ErrorShape } from './errors.js';
+import { PaxlineError, revive, reviveBytes, type ErrorShape } from './errors.js';
 import type { LogRecovered } from './log-stage.js';
 import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
 import {
@@ -128,7 +128,6 @@ export class PaxlineReplica extends EventEmitter {
   private closing: Promise<void> | null = null;
   private failed: Error | null = null;
   private currentRole: ReplicaRole = 'secondary';
-  private currentPrimary = -1;
 
   private constructor(
     private readonly o: ResolvedReplicaOptions,
@@ -384,7 +383,6 @@ export class PaxlineReplica extends EventEmitter {
       }
     } else if (m.type === 'role') {
       this.currentRole = m.role;
-      this.currentPrimary = m.primary;
       this.applyWorker.postMessage({ type: 'notifyStatus', role: m.role, primary: m.primary, ballot: m.ballot });
       this.emit('role', { role: m.role, primary: m.primary, ballot: m.ballot });
       if (m.role === 'primary') this.emit('primary', { primary: m.primary, ballot: m.ballot });
@@ -424,12 +422,12 @@ export class PaxlineReplica extends EventEmitter {
         this.reads.delete(id);
         clearTimeout(r.timer);
         if (kind === COMPLETION_READ) r.resolve(result);
-        else r.reject(revive(JSON.parse(new TextDecoder().decode(result)) as ErrorShape));
+        else r.reject(reviveBytes(result));
       } else if (kind === COMPLETION_ERROR) {
         const p = this.pending.get(id);
         if (!p) return;
         this.pending.delete(id);
-        p.reject(revive(JSON.parse(new TextDecoder().decode(result)) as ErrorShape));
+        p.reject(reviveBytes(result));
       }
     };
 
