@@ -15,7 +15,7 @@ import {
   type KvCommand,
   type KvResult,
 } from '../src/kv/kv-codec.js';
-import createKvMachine, { KvMachine, KV_STATE_CHUNK_BYTES } from '../src/kv/kv-machine.js';
+import createKvMachine, { KvMachine, KV_STATE_CHUNK_BYTES, ResultTable } from '../src/kv/kv-machine.js';
 import type { StateReader } from '../src/runtime/state-machine.js';
 
 let decree = 0;
@@ -207,6 +207,33 @@ test('kv machine: random commands with retries agree with a model that never for
     });
     assert.deepEqual(new Map([...m['data']]), model.data);
   }), { numRuns: 150 });
+});
+
+test('kv result table: random sets and drops agree with a Map that drops every key below', () => {
+  fc.assert(fc.property(fc.array(fc.tuple(fc.nat(3), fc.nat(12), fc.boolean()), { maxLength: 80 }), (ops) => {
+    const t = new ResultTable();
+    const model = new Map<number, Uint8Array>();
+    let acked = 0;
+    for (const [kind, n, sweep] of ops) {
+      if (kind <= 1) {
+        const seq = acked + n;
+        if (model.has(seq)) continue;
+        const r = new Uint8Array([seq & 0xff]);
+        t.set(seq, r);
+        model.set(seq, r);
+      } else {
+        const before = acked;
+        acked += kind === 2 ? Math.min(n, 3) : n;
+        t.dropBelow(before, acked, sweep);
+        for (const k of [...model.keys()]) if (k < acked) model.delete(k);
+      }
+      // Dead entries (below acked) may linger until a sweep; live ones must match exactly.
+      for (let seq = acked; seq < acked + 16; seq++) assert.equal(t.get(seq), model.get(seq));
+      const live = [...t.entries()].filter(([k]) => k >= acked).map(([k]) => k).sort((a, b) => a - b);
+      assert.deepEqual(live, [...model.keys()].sort((a, b) => a - b));
+      if (sweep && kind > 1) assert.equal(t.size, model.size);
+    }
+  }), { numRuns: 500 });
 });
 
 test('kv machine: save → load round trip keeps the data and the dedupe table', () => {

@@ -17,6 +17,20 @@ const T_ACCEPT = 2;
 const T_COMMIT = 3;
 const T_LEARNED = 4;
 
+/**
+ * Offsets inside an accept record of a batch, for a reader that walks the commands in place
+ * (the apply stage: no array and no view object per command beyond the one it hands on).
+ */
+export const RECORD_DECREE_AT = 1;
+export const RECORD_BALLOT_AT = 9;
+export const BATCH_COUNT_AT = 18;
+export const BATCH_FIRST_AT = 22;
+
+/** True when `bytes` is an accept record whose value is a batch of commands. */
+export function isAcceptedBatch(bytes: Uint8Array): boolean {
+  return bytes[0] === T_ACCEPT && bytes.length >= BATCH_FIRST_AT && bytes[17] === 1;
+}
+
 function valueBytes(v: DecreeValue): number {
   if (v.kind === 'noop') return 1;
   if (v.kind === 'config') return 1 + 4 + 4 * v.members.length;

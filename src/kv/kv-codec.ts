@@ -224,8 +224,9 @@ function tryDecodeBinaryCommand(b: Uint8Array): KvCommand | string {
   if (keyBytes > KV_KEY_BYTES_MAX || BIN_HEADER_BYTES + keyBytes > b.length) return 'key is not a string of at most KV_KEY_BYTES_MAX bytes';
   const key = getString(b, BIN_HEADER_BYTES, keyBytes);
   let at = BIN_HEADER_BYTES + keyBytes;
-  const h = { clientId, seq, ackedBelow, key };
-  if (tag === BIN_GET) return at === b.length ? { op: 'get', ...h } : 'trailing bytes after a get';
+  // Object literals written out whole (no shared header object spread into each): one
+  // allocation per command, and every command object has one of three shapes.
+  if (tag === BIN_GET) return at === b.length ? { op: 'get', clientId, seq, ackedBelow, key } : 'trailing bytes after a get';
   let expected: string | null = null;
   if (tag === BIN_CAS) {
     if (at + 5 > b.length || b[at]! > 1) return 'cas expected is not a string or nil';
@@ -241,7 +242,8 @@ function tryDecodeBinaryCommand(b: Uint8Array): KvCommand | string {
   at += 4;
   if (n > KV_VALUE_BYTES_MAX || at + n !== b.length) return 'value is not a string of at most KV_VALUE_BYTES_MAX bytes';
   const value = getString(b, at, n);
-  return tag === BIN_PUT ? { op: 'put', ...h, value } : { op: 'cas', ...h, expected, value };
+  return tag === BIN_PUT ? { op: 'put', clientId, seq, ackedBelow, key, value }
+    : { op: 'cas', clientId, seq, ackedBelow, key, expected, value };
 }
 
 /**

@@ -99,11 +99,76 @@ interface ResolvedKvMachineOptions {
   readonly resultsPerClientMax: number;
 }
 
+/**
+ * One client's remembered results, seq → encoded result; entries below the client's ackedBelow
+ * are dead (dropped lazily). Most clients have one command unanswered at a time, so the first
+ * result lives in two fields and only a client with several gets a Map: a Map delete and set
+ * per command (tombstones, rehashing) cost ~6 % of the apply thread (profiles/OPTIMIZATIONS.md).
+ * Iteration order (the field, then the Map's insertion order) carries no meaning outside
+ * dropBelow's early stop.
+ */
+export class ResultTable {
+  private seq0 = 0;
+  private r0: Uint8Array | null = null;
+  private more: Map<number, Uint8Array> | null = null;
+
+  get size(): number {
+    return (this.r0 === null ? 0 : 1) + (this.more === null ? 0 : this.more.size);
+  }
+
+  get(seq: number): Uint8Array | undefined {
+    if (this.r0 !== null && this.seq0 === seq) return this.r0;
+    return this.more === null ? undefined : this.more.get(seq);
+  }
+
+  has(seq: number): boolean {
+    return this.get(seq) !== undefined;
+  }
+
+  /** Remembers `r` for `seq` (not present). */
+  set(seq: number, r: Uint8Array): void {
+    if (this.r0 === null && (this.more === null || this.more.size === 0)) {
+      this.seq0 = seq;
+      this.r0 = r;
+    } else {
+      (this.more ??= new Map()).set(seq, r);
+    }
+  }
+
+  /**
+   * Drops the results below `below` (the client's ackedBelow just rose from `before`): the
+   * field, then the Map — its keys in [before, below) directly when that range is short (no
+   * iterator), else from the front of its insertion order while below (stopping at the first
+   * that is not, unless `sweep`, which scans it all).
+   */
+  dropBelow(before: number, below: number, sweep: boolean): void {
+    if (this.r0 !== null && this.seq0 < below) this.r0 = null;
+    const m = this.more;
+    if (m === null || m.size === 0) return;
+    if (!sweep && below - before <= 8) {
+      for (let seq = before; seq < below; seq++) m.delete(seq);
+      return;
+    }
+    for (const seq of m.keys()) {
+      if (seq < below) m.delete(seq);
+      else if (!sweep) break;
+    }
+  }
+
+  *entries(): IterableIterator<[number, Uint8Array]> {
+    if (this.r0 !== null) yield [this.seq0, this.r0];
+    if (this.more !== null) yield* this.more;
+  }
+
+  *keys(): IterableIterator<number> {
+    for (const [seq] of this.entries()) yield seq;
+  }
+}
+
 interface ClientEntry {
   ackedBelow: number;
   lastDecree: number;
-  /** seq → encoded result, insertion (execution) order; entries below ackedBelow are dead. */
-  readonly results: Map<number, Uint8Array>;
+  readonly results: ResultTable;
 }
 
 export interface KvClientInfo {
@@ -300,7 +365,7 @@ export class KvMachine implements StateMachine {
     chunkBytes = 0;
     for (const [id, e] of this.clients) {
       const results: unknown[] = [];
-      for (const [seq, r] of e.results) if (seq >= e.ackedBelow) results.push(seq, r);
+      for (const [seq, r] of e.results.entries()) if (seq >= e.ackedBelow) results.push(seq, r);
       chunk.push(id, e.ackedBelow, e.lastDecree, results);
       chunkBytes += 40 + results.length * 24;
       if (chunkBytes >= KV_STATE_CHUNK_BYTES) frame(chunk), chunk = [FRAME_CLIENTS], chunkBytes = 0;
@@ -334,7 +399,7 @@ export class KvMachine implements StateMachine {
       // ackedBelow ≥ 2: the client has had an answer, so it had an entry and was evicted.
       if (cmd.ackedBelow >= 2) return null;
       if (this.clients.size >= this.options.clientsMax) this.evictOldest(this.clients, this.options.clientsMax - 1);
-      entry = { ackedBelow: 0, lastDecree: decree, results: new Map() };
+      entry = { ackedBelow: 0, lastDecree: decree, results: new ResultTable() };
       this.clients.set(cmd.clientId, entry);
     }
     entry.lastDecree = decree;
@@ -371,24 +436,13 @@ export class KvMachine implements StateMachine {
 }
 
 /**
- * Raises the client's ackedBelow and drops results below it: from the front of the
- * execution-ordered map while they are below (cheap, the usual case), or the whole map when
- * `sweep` (before refusing a command for lack of room).
+ * Raises the client's ackedBelow and drops results below it (ResultTable.dropBelow; `sweep`
+ * scans the whole table, before refusing a command for lack of room).
  */
 function forgetBelow(entry: ClientEntry, ackedBelow: number, sweep: boolean): void {
   const before = entry.ackedBelow;
   entry.ackedBelow = Math.max(before, ackedBelow);
-  if (entry.results.size === 0) return;
-  if (!sweep && entry.ackedBelow - before <= 8) {
-    // The usual step (a client acknowledging its last few seqs): delete those keys directly,
-    // without an iterator per command. Results below ackedBelow are never read again.
-    for (let seq = before; seq < entry.ackedBelow; seq++) entry.results.delete(seq);
-    return;
-  }
-  for (const seq of entry.results.keys()) {
-    if (seq < entry.ackedBelow) entry.results.delete(seq);
-    else if (!sweep) break;
-  }
+  entry.results.dropBelow(before, entry.ackedBelow, sweep);
 }
 
 type Hash = ReturnType<typeof createHash>;
@@ -483,7 +537,7 @@ function readClientsFrame(f: unknown[], clients: Map<number, ClientEntry>): void
     if (!isCount(id) || id >= KV_CLIENT_ID_MAX || clients.has(id)) throw corrupt('bad client id');
     if (!isCount(ackedBelow) || !isCount(lastDecree)) throw corrupt('bad client fields');
     if (!Array.isArray(results) || results.length % 2 !== 0) throw corrupt('bad client results');
-    const entry: ClientEntry = { ackedBelow, lastDecree, results: new Map() };
+    const entry: ClientEntry = { ackedBelow, lastDecree, results: new ResultTable() };
     for (let j = 0; j < results.length; j += 2) {
       const seq: unknown = results[j];
       const r: unknown = results[j + 1];

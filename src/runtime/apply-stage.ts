@@ -18,7 +18,10 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
-import { decodeRecord } from '../codec/records.js';
+import {
+  BATCH_COUNT_AT, BATCH_FIRST_AT, RECORD_BALLOT_AT, RECORD_DECREE_AT, decodeRecord, isAcceptedBatch,
+} from '../codec/records.js';
+import { assert } from '../core/assert.js';
 import {
   listCheckpoints, openNewestValidCheckpoint, writeCheckpoint,
 } from '../log/checkpoint.js';
@@ -115,31 +118,46 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     overflow.push(msg);
   };
 
-  const onDecree = (bytes: Uint8Array): void => {
-    const rec = decodeRecord(bytes, false); // views: executed before the ring slot is reused
-    if (rec.type !== 'accept') throw new Error('apply stage: execute ring carries accept records only');
-    if (rec.decree <= executed) {
-      if (rec.decree <= checkpointBase) return; // already in the loaded checkpoint
-      throw new Error(`apply stage: decree ${rec.decree} again after ${executed}`);
+  const checkDecree = (decree: number): boolean => {
+    if (decree <= executed) {
+      if (decree <= checkpointBase) return false; // already in the loaded checkpoint
+      throw new Error(`apply stage: decree ${decree} again after ${executed}`);
     }
-    if (rec.decree !== executed + 1) throw new Error(`apply stage: decree ${rec.decree} after ${executed}`);
-    const v = rec.value;
-    if (v.kind === 'batch') {
-      const context = { decree: rec.decree };
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (const c of v.commands) {
-        // The request header, read through one DataView of the whole record (commands are
-        // views into `bytes`), not one DataView per command.
-        const h = c.byteOffset - bytes.byteOffset;
-        const result = sm.execute(c.subarray(REQUEST_HEADER_BYTES), context);
+    if (decree !== executed + 1) throw new Error(`apply stage: decree ${decree} after ${executed}`);
+    return true;
+  };
+
+  const onDecree = (bytes: Uint8Array): void => {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (isAcceptedBatch(bytes)) {
+      // The usual record, walked in place: one view per command (what the state machine gets),
+      // the request header read through one DataView of the whole record.
+      const decree = dv.getFloat64(RECORD_DECREE_AT, true);
+      if (!checkDecree(decree)) return;
+      const context = { decree };
+      const n = dv.getUint32(BATCH_COUNT_AT, true);
+      let p = BATCH_FIRST_AT;
+      for (let i = 0; i < n; i++) {
+        const len = dv.getUint32(p, true);
+        const h = p + 4;
+        if (len < REQUEST_HEADER_BYTES || h + len > bytes.length) throw new Error(`apply stage: decree ${decree} has a malformed command`);
+        const result = sm.execute(new Uint8Array(bytes.buffer, bytes.byteOffset + h + REQUEST_HEADER_BYTES, len - REQUEST_HEADER_BYTES), context);
         if (dv.getUint32(h, true) === self && dv.getUint32(h + 4, true) === init.incarnation) {
           complete(COMPLETION_RESULT, dv.getFloat64(h + 8, true), result);
         }
+        p = h + len;
         commands++;
       }
-    } else if (v.kind === 'config') {
-      sm.notifyConfigurationChanged?.(v.members);
+      if (p !== bytes.length) throw new Error(`apply stage: decree ${decree} has trailing bytes`);
+      executed = decree;
+      lastBallot = dv.getFloat64(RECORD_BALLOT_AT, true);
+      return;
     }
+    const rec = decodeRecord(bytes, false);
+    if (rec.type !== 'accept') throw new Error('apply stage: execute ring carries accept records only');
+    if (!checkDecree(rec.decree)) return;
+    if (rec.value.kind === 'config') sm.notifyConfigurationChanged?.(rec.value.members);
+    else assert(rec.value.kind === 'noop', 'apply stage: a batch record not walked in place');
     executed = rec.decree;
     lastBallot = rec.ballot;
   };
