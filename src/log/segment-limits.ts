@@ -47,6 +47,23 @@ export const META_FILE_BYTES = 2 * META_SLOT_STRIDE_BYTES;
 /** The largest zero-fill write, and the size of the shared zero buffer. */
 export const ZERO_BUFFER_BYTES = 1024 * 1024;
 
+/** The page size first touches fault in (recovery's helper touches one byte per page). */
+export const PAGE_BYTES = 4096;
+/**
+ * Recovery keeps payloads in memory pre-faulted by a helper thread (recovery-arenas.ts) when the
+ * bytes left to scan at the first kept payload are at least this many: below it, starting a
+ * thread (tens of milliseconds) costs about what it saves.
+ */
+export const RECOVERY_PREFAULT_BYTES_MIN = 256 * 1024 * 1024;
+/** Bytes of one pre-faulted arena: 16 default-sized groups, so a group's leftover is ≤ 1/16. */
+export const ARENA_BYTES = 64 * 1024 * 1024;
+/** Bytes of the helper's first arena (then doubling up to ARENA_BYTES): sooner ready. */
+export const ARENA_BYTES_FIRST = 16 * 1024 * 1024;
+/** Arenas the helper keeps ready ahead of the scan. */
+export const ARENAS_AHEAD = 2;
+/** A scan that waits for arenas (recoveryPrefault 'always') gives up on the helper after this. */
+export const ARENA_WAIT_MS_MAX = 10_000;
+
 /** 2^31: multiplier packing (segment, offset) into one safe integer. */
 export const LOCATION_SEGMENT_FACTOR = 2 ** 31;
 
@@ -72,3 +89,7 @@ check(
 check(META_SLOT_BYTES <= META_SLOT_STRIDE_BYTES, 'a meta slot fits its sector');
 check(GROUP_BODY_BYTES_MAX_DEFAULT < SEGMENT_BYTES_DEFAULT, 'default groups fit default segments');
 check(PREALLOC_CHUNK_BYTES_DEFAULT <= ZERO_BUFFER_BYTES, 'prealloc chunks fit the zero buffer');
+check(ARENA_BYTES % PAGE_BYTES === 0, 'arenas are whole pages');
+check(ARENA_BYTES_FIRST % PAGE_BYTES === 0 && ARENA_BYTES_FIRST <= ARENA_BYTES, 'first arena');
+check(ARENA_BYTES >= 16 * GROUP_BODY_BYTES_MAX_DEFAULT, 'an arena holds 16 default groups');
+check(RECOVERY_PREFAULT_BYTES_MIN >= ARENAS_AHEAD * ARENA_BYTES, 'the helper pays for its arenas');

@@ -59,7 +59,18 @@ export interface SegmentLogOptions {
    * their payloads are not copied into memory. Default 0: every record.
    */
   readonly keepRecordsFromDecree?: number;
+  /**
+   * Where open keeps the payloads it returns. 'auto': in memory pre-faulted by a helper thread
+   * when at least RECOVERY_PREFAULT_BYTES_MIN (256 MiB) of log is left to scan at the first kept
+   * payload, copying into fresh memory whenever the helper is not ready; 'never': always fresh
+   * memory, no thread; 'always': start the helper at the first kept payload whatever the size,
+   * and wait for its memory rather than copy (tests and measurements). The records and the
+   * verdicts are the same in every mode. Default 'auto'.
+   */
+  readonly recoveryPrefault?: RecoveryPrefault;
 }
+
+export type RecoveryPrefault = 'auto' | 'never' | 'always';
 
 export interface ResolvedSegmentLogOptions {
   readonly segmentBytes: number;
@@ -71,6 +82,7 @@ export interface ResolvedSegmentLogOptions {
   readonly onCorruption: 'report' | 'refuse';
   readonly recycleSegments: number;
   readonly keepRecordsFromDecree: number;
+  readonly recoveryPrefault: RecoveryPrefault;
 }
 
 function invalid(field: string, message: string): LogError {
@@ -144,6 +156,11 @@ export function resolveSegmentLogOptions(
     0,
     Number.MAX_SAFE_INTEGER,
   );
+  const recoveryPrefault = options.recoveryPrefault ?? 'auto';
+  if (recoveryPrefault !== 'auto' && recoveryPrefault !== 'never' && recoveryPrefault !== 'always') {
+    const got = String(recoveryPrefault);
+    throw invalid('recoveryPrefault', `must be 'auto', 'never' or 'always', got ${got}`);
+  }
   return Object.freeze({
     segmentBytes,
     groupBodyBytesMax,
@@ -154,5 +171,6 @@ export function resolveSegmentLogOptions(
     onCorruption,
     recycleSegments,
     keepRecordsFromDecree,
+    recoveryPrefault,
   });
 }

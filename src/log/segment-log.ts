@@ -113,7 +113,11 @@ import {
   type StoredRecord,
 } from './segment-recovery.js';
 
-export type { SegmentLogOptions, ResolvedSegmentLogOptions } from './segment-log-options.js';
+export type {
+  RecoveryPrefault,
+  ResolvedSegmentLogOptions,
+  SegmentLogOptions,
+} from './segment-log-options.js';
 export { resolveSegmentLogOptions } from './segment-log-options.js';
 export type {
   DamageReason,
@@ -324,7 +328,9 @@ export class SegmentLog {
       const retired = existing.filter((n) => n < firstSegment);
       const free = adoptFreeFiles(fs, dir, resolved, firstSegment, retired);
       const live = existing.filter((n) => n >= firstSegment);
-      const scanner = new LogScanner(fs, dir, meta, live, resolved.keepRecordsFromDecree);
+      const scanner = new LogScanner(
+        fs, dir, meta, live, resolved.keepRecordsFromDecree, resolved.recoveryPrefault,
+      );
       let scan: ScanResult;
       let plan: CutPlan;
       try {

@@ -33,8 +33,11 @@
  * Streaming. Segment files are read through one reused window buffer (WINDOW_BYTES, grown only
  * for a group larger than it), not into a buffer per file: fresh buffers cost a page fault per
  * 4 KiB on first touch, which halved recovery speed. Payloads of the records the caller keeps
- * (`keepFromDecree`) are copied out of the window; every record, kept or not, is verified and
- * its location reported for the index.
+ * (`keepFromDecree`) are copied out of the window, one copy per group body; every record, kept
+ * or not, is verified and its location reported for the index. When much is kept, the copies
+ * go into memory a helper thread pre-faulted (recovery-arenas.ts, `prefault`), so the faults
+ * are paid on another core; the helper never sees the log, and only where kept bytes live
+ * depends on it (and on its timing), never what is kept or any verdict.
  *
  * Recycled segments. A segment file may be a recycled one (its header names the segment whose
  * file it was): past its last group it holds the old groups of that earlier life. Group header
@@ -65,10 +68,13 @@ import {
   type SegmentHeaderCheck,
 } from './segment-format.js';
 import { LogError } from './log-error.js';
+import { RecoveryArenas } from './recovery-arenas.js';
+import type { RecoveryPrefault } from './segment-log-options.js';
 import {
   FIRST_GROUP_OFFSET,
   GROUP_ALIGN_BYTES,
   GROUP_HEADER_BYTES,
+  RECOVERY_PREFAULT_BYTES_MIN,
   SEGMENT_HEADER_BYTES,
 } from './segment-limits.js';
 
@@ -282,6 +288,9 @@ export class LogScanner {
     type: 0, decree: 0, ballot: 0, payloadAt: 0, payloadBytes: 0, crc: 0,
   };
   private readonly crcScratch = new Uint8Array(4);
+  /** Pre-faulted memory for kept payloads; started at the first kept group (see keepCopy). */
+  private arenas: RecoveryArenas | null = null;
+  private arenasDecided = false;
 
   constructor(
     private readonly fs: FileLayer,
@@ -290,6 +299,7 @@ export class LogScanner {
     existing: readonly number[],
     /** Records below this decree (other than decree 0) are verified and indexed, not kept. */
     private readonly keepFromDecree = 0,
+    private readonly prefault: RecoveryPrefault = 'auto',
     windowBytes = WINDOW_BYTES,
   ) {
     this.window = new Uint8Array(windowBytes);
@@ -326,6 +336,33 @@ export class LogScanner {
     for (const img of this.images.values()) if (img.fd >= 0) this.fs.close(img.fd);
     this.images.clear();
     this.windowOf = null;
+    this.arenas?.close();
+  }
+
+  /** Bytes of kept payloads copied into pre-faulted arenas, and into fresh memory. */
+  keptBytes(): { readonly arena: number; readonly fresh: number } {
+    return { arena: this.arenas?.bytesArena ?? 0, fresh: this.arenas?.bytesFresh ?? 0 };
+  }
+
+  /**
+   * A copy of window bytes [from, to) to keep: in a pre-faulted arena when the helper has one
+   * ready, else a fresh slice. `fileAt`: where the bytes are in segment `img` (for the estimate
+   * of what is left to scan when deciding to start the helper).
+   */
+  private keepCopy(img: SegmentImage, fileAt: number, from: number, to: number): Uint8Array {
+    if (!this.arenasDecided) this.decideArenas(img, fileAt);
+    const kept = this.arenas === null ? null : this.arenas.copy(this.windowBytes.subarray(from, to));
+    return kept ?? this.windowBytes.slice(from, to);
+  }
+
+  private decideArenas(img: SegmentImage, fileAt: number): void {
+    this.arenasDecided = true;
+    // Later segments are taken to be as large as this one (they are, but for the last).
+    const left = (this.lastSegment - img.number) * img.size + (img.size - fileAt);
+    const start =
+      this.prefault === 'always' ||
+      (this.prefault === 'auto' && left >= RECOVERY_PREFAULT_BYTES_MIN);
+    if (start) this.arenas = new RecoveryArenas(this.prefault === 'always');
   }
 
   /** Segment `n` as recovery sees it (opened once; its header checked). */
@@ -696,7 +733,10 @@ export class LogScanner {
           type: r.type,
           decree: r.decree,
           ballot: r.ballot,
-          payload: (body ??= bytes.slice(bodyAt, bodyEnd)).subarray(r.payloadAt - bodyAt, r.payloadAt - bodyAt + r.payloadBytes),
+          payload: (body ??= this.keepCopy(img, fileAt, bodyAt, bodyEnd)).subarray(
+            r.payloadAt - bodyAt,
+            r.payloadAt - bodyAt + r.payloadBytes,
+          ),
           segment: img.number,
           offset,
         });
