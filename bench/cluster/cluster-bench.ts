@@ -38,7 +38,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { filesystemOf } from '../micro/log.js';
-import { ChildHandle } from './ipc.js';
+import { BENCH_NODE_FLAGS, ChildHandle } from './ipc.js';
 import { mergeSummaries, type LatencySummary } from './latency.js';
 import type { WindowReport } from './load-driver.js';
 import type { ReplicaStatus } from '../../src/runtime/replica.js';
@@ -128,6 +128,8 @@ export interface BenchResult {
   primary: number;
   options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null };
   node: string;
+  /** Node flags of the replica and load-generator processes (BENCH_NODE_FLAGS). */
+  nodeFlags: readonly string[];
   startedAt: string;
 }
 
@@ -503,6 +505,7 @@ function summarizeRun(d: RunData): BenchResult {
       batchBytesMax: d.point.batchBytesMax ?? null,
     },
     node: process.version,
+    nodeFlags: BENCH_NODE_FLAGS,
     startedAt: d.startedAt,
   };
 }

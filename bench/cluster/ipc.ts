@@ -49,6 +49,15 @@ export function emitEvent(name: string, data: unknown): void {
 /** Bytes of a child's stdout+stderr kept for error messages. */
 const OUTPUT_TAIL_CHARS = 4000;
 
+/**
+ * Node flags every benchmark process (replicas, load generators, the profiled primary) runs with:
+ * a 64 MiB semi-space, so the young generation is scavenged ~4× less often under the
+ * per-command garbage of hundreds of thousands of operations a second (profiles/OPTIMIZATIONS.md
+ * entry 12: −10 to −20 % CPU per operation). V8 flags are per process, so the stage workers get
+ * it too. An application embedding paxline chooses its own flags: README "Performance" says so.
+ */
+export const BENCH_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+
 /** Parent side: one forked child process. */
 export class ChildHandle {
   readonly child: ChildProcess;
@@ -65,7 +74,7 @@ export class ChildHandle {
   ) {
     // The parent's node flags are inherited (e.g. --cpu-prof for profiling), except those that
     // only make sense for an inline script.
-    const execArgv = [...process.execArgv.filter((a) => !a.startsWith('--input-type')), ...extraExecArgv];
+    const execArgv = [...process.execArgv.filter((a) => !a.startsWith('--input-type')), ...BENCH_NODE_FLAGS, ...extraExecArgv];
     this.child = fork(script, [], { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     const keep = (b: Buffer): void => {
       this.outputTail = (this.outputTail + b.toString()).slice(-OUTPUT_TAIL_CHARS);

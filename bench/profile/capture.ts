@@ -30,7 +30,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { filesystemOf } from '../micro/log.js';
-import { ChildHandle } from '../cluster/ipc.js';
+import { BENCH_NODE_FLAGS, ChildHandle } from '../cluster/ipc.js';
 import type { ReplicaStartArg } from '../cluster/replica-proc.js';
 import type { PrimaryConfig, PrimaryReport } from './primary-main.js';
 import { freePorts } from '../../src/util/free-ports.js';
@@ -78,16 +78,16 @@ function primaryCommand(tool: Tool, dir: string, configPath: string): { argv: st
   const node = process.execPath;
   switch (tool) {
     case 'cpu':
-      return { argv: [node, '--cpu-prof', `--cpu-prof-dir=${dir}`, script, configPath], env: process.env };
+      return { argv: [node, ...BENCH_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${dir}`, script, configPath], env: process.env };
     case '0x': {
       // --collect-delay (ms): ticks of roughly the start-up and warm-up are left out.
       const delayMs = String(Math.round(readConfig(configPath).warmupS * 1000));
-      return { argv: [node, require.resolve('0x/cmd.js'), '--output-dir', join(dir, 'flamegraph'), '--collect-delay', delayMs, '--', 'node', script, configPath], env: process.env };
+      return { argv: [node, require.resolve('0x/cmd.js'), '--output-dir', join(dir, 'flamegraph'), '--collect-delay', delayMs, '--', 'node', ...BENCH_NODE_FLAGS, script, configPath], env: process.env };
     }
     case 'doctor':
     case 'flame':
       return {
-        argv: [node, require.resolve('clinic/bin.js'), tool, '--open=false', '--dest', dir, '--', node, script, configPath],
+        argv: [node, require.resolve('clinic/bin.js'), tool, '--open=false', '--dest', dir, '--', node, ...BENCH_NODE_FLAGS, script, configPath],
         // clinic 13 asks for telemetry consent through Insight unless NO_INSIGHT is set (Node 20).
         env: { ...process.env, NO_INSIGHT: '1' },
       };
