@@ -10,6 +10,8 @@ import fc from 'fast-check';
 import {
   decodeKvResult,
   encodeKvCommand,
+  encodeKvCommandInto,
+  kvCommandBytes,
   encodeKvQuery,
   tryDecodeKvCommand,
   type KvCommand,
@@ -70,7 +72,14 @@ const commandArb: fc.Arbitrary<KvCommand> = fc.record({
 
 test('kv codec: commands round-trip; malformed bytes give a reason, never a throw', () => {
   fc.assert(fc.property(commandArb, (cmd) => {
-    assert.deepEqual(tryDecodeKvCommand(encodeKvCommand(cmd)), cmd);
+    const bytes = encodeKvCommand(cmd);
+    assert.deepEqual(tryDecodeKvCommand(bytes), cmd);
+    assert.equal(kvCommandBytes(cmd), bytes.length);
+    // Into a reused, larger buffer: the same bytes, the length returned; too small: a coded error.
+    const out = new Uint8Array(bytes.length + 7).fill(0xee);
+    assert.equal(encodeKvCommandInto(cmd, out), bytes.length);
+    assert.deepEqual(out.subarray(0, bytes.length), bytes);
+    assert.throws(() => encodeKvCommandInto(cmd, new Uint8Array(bytes.length - 1)), { code: 'PAXLINE_BAD_ARGUMENT' });
   }), { numRuns: 300 });
   fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
     const r = tryDecodeKvCommand(bytes);

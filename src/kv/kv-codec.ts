@@ -167,20 +167,33 @@ function getString(b: Uint8Array, at: number, bytes: number): string {
 }
 
 export function encodeKvCommand(cmd: KvCommand): Uint8Array {
+  const out = new Uint8Array(kvCommandBytes(cmd));
+  encodeKvCommandInto(cmd, out);
+  return out;
+}
+
+/** Bytes of `cmd` encoded (binary format 2). */
+export function kvCommandBytes(cmd: KvCommand): number {
   const keyBytes = utf8Length(cmd.key);
   if (keyBytes > 0xffff) throw new KvError('PAXLINE_BAD_ARGUMENT', 'key too long', 'key');
   let size = BIN_HEADER_BYTES + keyBytes;
-  let valueBytes = 0;
-  let expectedBytes = 0;
-  if (cmd.op !== 'get') {
-    valueBytes = utf8Length(cmd.value);
-    size += 4 + valueBytes;
-  }
-  if (cmd.op === 'cas') {
-    expectedBytes = cmd.expected === null ? 0 : utf8Length(cmd.expected);
-    size += 5 + expectedBytes;
-  }
-  const out = new Uint8Array(size);
+  if (cmd.op !== 'get') size += 4 + utf8Length(cmd.value);
+  if (cmd.op === 'cas') size += 5 + (cmd.expected === null ? 0 : utf8Length(cmd.expected));
+  return size;
+}
+
+/**
+ * Encodes `cmd` into `out` from offset 0 and returns the bytes written — for a caller that
+ * reuses one buffer per in-flight slot (replicate() copies its argument at once), saving an
+ * allocation per command. Throws PAXLINE_BAD_ARGUMENT when `out` is too small.
+ */
+export function encodeKvCommandInto(cmd: KvCommand, out: Uint8Array): number {
+  const keyBytes = utf8Length(cmd.key);
+  if (keyBytes > 0xffff) throw new KvError('PAXLINE_BAD_ARGUMENT', 'key too long', 'key');
+  const valueBytes = cmd.op === 'get' ? 0 : utf8Length(cmd.value);
+  const expectedBytes = cmd.op === 'cas' && cmd.expected !== null ? utf8Length(cmd.expected) : 0;
+  const size = BIN_HEADER_BYTES + keyBytes + (cmd.op === 'get' ? 0 : 4 + valueBytes) + (cmd.op === 'cas' ? 5 + expectedBytes : 0);
+  if (out.length < size) throw new KvError('PAXLINE_BAD_ARGUMENT', `the command needs ${size} bytes, the buffer has ${out.length}`, 'out');
   out[0] = cmd.op === 'put' ? BIN_PUT : cmd.op === 'get' ? BIN_GET : BIN_CAS;
   putF64(out, 1, cmd.clientId);
   putF64(out, 9, cmd.seq);
@@ -202,8 +215,9 @@ export function encodeKvCommand(cmd: KvCommand): Uint8Array {
   if (cmd.op !== 'get') {
     putU32(valueBytes);
     putString(out, at, cmd.value, valueBytes);
+    at += valueBytes;
   }
-  return out;
+  return at;
 }
 
 function getU32(b: Uint8Array, at: number): number {

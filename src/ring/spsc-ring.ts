@@ -211,22 +211,36 @@ export class RingConsumer extends RingSide {
    * to keep it), up to `max` messages, then releases their space. Returns the number consumed.
    */
   drain(onMessage: (payload: Uint8Array) => void, max = Infinity): number {
+    return this.drainInPlace((data, at, length) => onMessage(data.subarray(at, at + length)), max);
+  }
+
+  /**
+   * Like drain, without a view per message: calls `onMessage(data, at, length)` where the
+   * payload is `data[at, at + length)` of the ring's whole data array (`dataView` reads it);
+   * valid only during the call.
+   */
+  drainInPlace(onMessage: (data: Uint8Array, at: number, length: number) => void, max = Infinity): number {
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
     let n = 0;
     while (this.tail !== head && n < max) {
-      let at = this.tail & (this.capacity - 1);
+      const at = this.tail & (this.capacity - 1);
       const toEnd = this.capacity - at;
       if (toEnd < FRAME_HEADER_BYTES || this.view.getUint32(at, true) === WRAP) {
         this.tail = (this.tail + toEnd) >>> 0;
         continue;
       }
       const length = this.view.getUint32(at, true);
-      onMessage(this.data.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
+      onMessage(this.data, at + FRAME_HEADER_BYTES, length);
       this.tail = (this.tail + FRAME_HEADER_BYTES + align4(length)) >>> 0;
       n++;
     }
     if (n > 0 || this.tail === head) this.release();
     return n;
+  }
+
+  /** A DataView of the ring's whole data array (for drainInPlace callers). */
+  get dataView(): DataView {
+    return this.view;
   }
 
   private release(): void {

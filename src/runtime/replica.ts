@@ -20,6 +20,7 @@ import { Worker } from 'node:worker_threads';
 import { createDoorbell, Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import type { ConsensusEvent, RejectionKind } from './consensus-stage.js';
+import { PendingTable } from './pending-table.js';
 import { PaxlineError, revive, reviveBytes, type ErrorShape } from './errors.js';
 import type { LogRecovered } from './log-stage.js';
 import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
@@ -114,7 +115,7 @@ function once<T>(worker: Worker, what: string, accept: (m: { type: string }) => 
 
 export class PaxlineReplica extends EventEmitter {
   readonly replicaId: number;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending: PendingTable<Uint8Array>;
   private readonly reads = new Map<number, Pending & { timer: NodeJS.Timeout }>();
   private readonly statusWaiters = new Map<number, (s: unknown) => void>();
   private readonly checkpointWaiters = new Map<number, { resolve: (decree: number) => void; reject: (e: Error) => void }>();
@@ -141,6 +142,8 @@ export class PaxlineReplica extends EventEmitter {
   ) {
     super();
     this.replicaId = o.replicaId;
+    // Slots for the calls outstanding at once (beyond 65,536 the rest spill to a Map).
+    this.pending = new PendingTable(Math.min(o.inflightMax, 65_536));
     this.proposals = new RingProducer(shared.proposals, new Doorbell(doorbell));
     this.completions = new RingConsumer(shared.completions);
     this.counters = new Float64Array(shared.counters);
@@ -226,7 +229,7 @@ export class PaxlineReplica extends EventEmitter {
     }
     const seq = ++this.nextSeq;
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
+      this.pending.add(seq, resolve, reject);
       // Written straight into the proposal ring (no intermediate buffer); only a full ring
       // makes a copy, kept in order in the overflow queue.
       const length = REQUEST_HEADER_BYTES + command.length;
@@ -345,8 +348,7 @@ export class PaxlineReplica extends EventEmitter {
     // Results the apply stage produced before it stopped still resolve their callers.
     this.drainCompletions();
     const err = new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the replica closed before the command completed');
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.pending.rejectAll(err);
     for (const r of this.reads.values()) { clearTimeout(r.timer); r.reject(err); }
     this.reads.clear();
     for (const w of this.checkpointWaiters.values()) w.reject(err);
@@ -357,8 +359,7 @@ export class PaxlineReplica extends EventEmitter {
   private fail(e: Error): void {
     if (this.failed !== null || this.closing !== null) return;
     this.failed = e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    this.pending.rejectAll(e);
     this.emit('error', e);
     void this.close();
   }
@@ -375,12 +376,7 @@ export class PaxlineReplica extends EventEmitter {
   private onConsensus(m: ConsensusEvent): void {
     if (m.type === 'rejected') {
       const err = rejection(m.kind, m.primary);
-      for (const seq of m.seqs) {
-        const p = this.pending.get(seq);
-        if (!p) continue;
-        this.pending.delete(seq);
-        p.reject(err);
-      }
+      for (const seq of m.seqs) this.pending.reject(seq, err);
     } else if (m.type === 'role') {
       this.currentRole = m.role;
       this.applyWorker.postMessage({ type: 'notifyStatus', role: m.role, primary: m.primary, ballot: m.ballot });
@@ -404,32 +400,27 @@ export class PaxlineReplica extends EventEmitter {
   }
 
   private drainCompletions(): number {
-    return this.completions.drain(this.onCompletion);
+    return this.completions.drainInPlace(this.onCompletion);
   }
 
-  private readonly onCompletion = (m: Uint8Array): void => {
-      const kind = m[0];
-      const id = new DataView(m.buffer, m.byteOffset + 1, 8).getFloat64(0, true);
-      const result = m.slice(9);
-      if (kind === COMPLETION_RESULT) {
-        const p = this.pending.get(id);
-        if (!p) return;
-        this.pending.delete(id);
-        p.resolve(result);
-      } else if (kind === COMPLETION_READ || kind === COMPLETION_READ_ERROR) {
-        const r = this.reads.get(id);
-        if (!r) return;
-        this.reads.delete(id);
-        clearTimeout(r.timer);
-        if (kind === COMPLETION_READ) r.resolve(result);
-        else r.reject(reviveBytes(result));
-      } else if (kind === COMPLETION_ERROR) {
-        const p = this.pending.get(id);
-        if (!p) return;
-        this.pending.delete(id);
-        p.reject(reviveBytes(result));
-      }
-    };
+  /** One completion, read in place: kind u8 | id f64 | result (copied out: the slot is reused). */
+  private readonly onCompletion = (data: Uint8Array, at: number, length: number): void => {
+    const kind = data[at];
+    const id = this.completions.dataView.getFloat64(at + 1, true);
+    const result = data.slice(at + 9, at + length);
+    if (kind === COMPLETION_RESULT) {
+      this.pending.resolve(id, result);
+    } else if (kind === COMPLETION_READ || kind === COMPLETION_READ_ERROR) {
+      const r = this.reads.get(id);
+      if (!r) return;
+      this.reads.delete(id);
+      clearTimeout(r.timer);
+      if (kind === COMPLETION_READ) r.resolve(result);
+      else r.reject(reviveBytes(result));
+    } else if (kind === COMPLETION_ERROR) {
+      this.pending.reject(id, reviveBytes(result));
+    }
+  };
 
   private async completionLoop(): Promise<void> {
     while (this.closing === null && this.failed === null) {
