@@ -62,6 +62,8 @@ export class RecoveryArenas {
   private used = 0;
   /** The helper failed or did not deliver in time: stop asking it. */
   private failed = false;
+  /** Why the helper failed, when it said so. */
+  failure: string | null = null;
   /** Bytes copied into arenas, and bytes the caller had to copy itself. */
   bytesArena = 0;
   bytesFresh = 0;
@@ -95,7 +97,17 @@ export class RecoveryArenas {
    * an arena): the caller then copies it into fresh memory itself.
    */
   copy(src: Uint8Array): Uint8Array | null {
-    const n = src.length;
+    const out = this.reserve(src.length);
+    if (out === null) return null;
+    out.set(src);
+    return out;
+  }
+
+  /**
+   * `n` bytes of pre-faulted memory for the caller to fill (a group body read straight from its
+   * file), or null as for `copy`. Until the next reserve, `release` may hand them back.
+   */
+  reserve(n: number): Uint8Array | null {
     if (n > this.arenaBytes || this.failed) return this.fresh(n);
     if (this.current === null || this.used + n > this.current.length) {
       const next = this.take();
@@ -106,10 +118,18 @@ export class RecoveryArenas {
       if (n > next.length) return this.fresh(n); // larger than a first, smaller arena
     }
     const out = this.current.subarray(this.used, this.used + n);
-    out.set(src);
     this.used += n;
     this.bytesArena += n;
     return out;
+  }
+
+  /** Hands back the bytes of the last `reserve` (nothing of them was kept). */
+  release(reserved: Uint8Array): void {
+    const current = this.current;
+    assert(current !== null && reserved.buffer === current.buffer, 'release: not the arena');
+    assert(reserved.byteOffset + reserved.length === this.used, 'release: not the last reserve');
+    this.used -= reserved.length;
+    this.bytesArena -= reserved.length;
   }
 
   /** Stops the helper; arenas it still sends are dropped. Kept payloads stay valid. */
@@ -131,7 +151,13 @@ export class RecoveryArenas {
       const seen = Atomics.load(this.bell, BELL_ARENAS);
       const got = receiveMessageOnPort(this.port);
       if (got !== undefined) {
-        const arena = got.message as ArrayBuffer;
+        if (!(got.message instanceof ArrayBuffer)) {
+          // The helper failed (it reports why, for debugging; the scan goes on without it).
+          this.failed = true;
+          this.failure = String(got.message);
+          return null;
+        }
+        const arena = got.message;
         assert(arena.byteLength <= this.arenaBytes, 'RecoveryArenas: arena too large');
         this.port.postMessage(1);
         return new Uint8Array(arena);
@@ -139,6 +165,7 @@ export class RecoveryArenas {
       if (!this.wait) return null;
       if (Atomics.wait(this.bell, BELL_ARENAS, seen, ARENA_WAIT_MS_MAX) === 'timed-out') {
         this.failed = true;
+        this.failure = `no arena in ${ARENA_WAIT_MS_MAX} ms`;
         return null;
       }
     }
@@ -154,6 +181,17 @@ export function runArenaHelper(init: ArenaHelperInit): void {
   const bell = new Int32Array(init.bell);
   let arenaBytes = Math.min(ARENA_BYTES_FIRST, init.arenaBytes);
   const make = (count: number): void => {
+    try {
+      makeArenas(count);
+    } catch (e) {
+      // An allocation refused, say: tell the scan at once (it would otherwise wait in vain).
+      init.port.postMessage(`recovery helper: ${String(e)}`);
+      Atomics.add(bell, BELL_ARENAS, 1);
+      Atomics.notify(bell, BELL_ARENAS);
+      init.port.close();
+    }
+  };
+  const makeArenas = (count: number): void => {
     for (let i = 0; i < count; i++) {
       const arena = new ArrayBuffer(arenaBytes);
       arenaBytes = Math.min(2 * arenaBytes, init.arenaBytes);

@@ -62,7 +62,7 @@ export const ARENA_BYTES_FIRST = 16 * 1024 * 1024;
 /** Arenas the helper keeps ready ahead of the scan. */
 export const ARENAS_AHEAD = 2;
 /** A scan that waits for arenas (recoveryPrefault 'always') gives up on the helper after this. */
-export const ARENA_WAIT_MS_MAX = 10_000;
+export const ARENA_WAIT_MS_MAX = 2000;
 
 /** 2^31: multiplier packing (segment, offset) into one safe integer. */
 export const LOCATION_SEGMENT_FACTOR = 2 ** 31;

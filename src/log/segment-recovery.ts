@@ -80,6 +80,10 @@ import {
 
 /** Bytes of the reused read window of a recovery scan. */
 export const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Group bodies at least this large are read straight into arenas when in use (directBody). */
+export const DIRECT_BODY_BYTES_MIN = 256 * 1024;
+/** What a group header read loads after a body read straight into an arena. */
+export const HEADER_PEEK_BYTES = 64 * 1024;
 
 export interface LogPosition {
   readonly segment: number;
@@ -291,6 +295,11 @@ export class LogScanner {
   /** Pre-faulted memory for kept payloads; started at the first kept group (see keepCopy). */
   private arenas: RecoveryArenas | null = null;
   private arenasDecided = false;
+  /**
+   * Bytes a group header read loads: the whole window, or only HEADER_PEEK_BYTES after a group
+   * whose body was read straight into an arena (its successor is likely large too, and read so).
+   */
+  private peekBytes: number;
 
   constructor(
     private readonly fs: FileLayer,
@@ -305,6 +314,7 @@ export class LogScanner {
     this.window = new Uint8Array(windowBytes);
     this.windowView = viewOf(this.window);
     this.windowBytes = this.window.subarray(0, 0);
+    this.peekBytes = windowBytes;
     this.floor = { segment: meta.floorSegment, offset: meta.floorEnd };
     this.provenMax = this.floor;
     this.highDecreeMax = meta.floorHighDecree;
@@ -345,14 +355,20 @@ export class LogScanner {
   }
 
   /**
-   * A copy of window bytes [from, to) to keep: in a pre-faulted arena when the helper has one
-   * ready, else a fresh slice. `fileAt`: where the bytes are in segment `img` (for the estimate
-   * of what is left to scan when deciding to start the helper).
+   * A copy of `bytes` [from, to) to keep: in a pre-faulted arena when the helper has one ready,
+   * else a fresh slice. `fileAt`: where the bytes are in segment `img` (for the estimate of what
+   * is left to scan when deciding to start the helper).
    */
-  private keepCopy(img: SegmentImage, fileAt: number, from: number, to: number): Uint8Array {
+  private keepCopy(
+    img: SegmentImage,
+    fileAt: number,
+    bytes: Uint8Array,
+    from: number,
+    to: number,
+  ): Uint8Array {
     if (!this.arenasDecided) this.decideArenas(img, fileAt);
-    const kept = this.arenas === null ? null : this.arenas.copy(this.windowBytes.subarray(from, to));
-    return kept ?? this.windowBytes.slice(from, to);
+    const kept = this.arenas === null ? null : this.arenas.copy(bytes.subarray(from, to));
+    return kept ?? bytes.slice(from, to);
   }
 
   private decideArenas(img: SegmentImage, fileAt: number): void {
@@ -398,8 +414,9 @@ export class LogScanner {
   /**
    * Makes file bytes [pos, pos + length) of `img` (clipped to its size) present in the window
    * and returns the window index of `pos`. Bytes already loaded are moved, never read twice.
+   * A read fills the window, or stops after `readBytes` (when larger than `length`).
    */
-  load(img: SegmentImage, pos: number, length: number): number {
+  load(img: SegmentImage, pos: number, length: number, readBytes = this.window.length): number {
     const want = Math.min(length, img.size - pos);
     if (this.windowOf === img && pos >= this.base && pos + want <= this.base + this.loaded) {
       return pos - this.base;
@@ -416,7 +433,7 @@ export class LogScanner {
       kept = this.base + this.loaded - pos;
       this.window.copyWithin(0, pos - this.base, this.loaded);
     }
-    const target = Math.min(this.window.length, img.size - pos);
+    const target = Math.min(this.window.length, img.size - pos, Math.max(want, readBytes));
     let got = kept;
     while (got < target) {
       const n = this.fs.read(img.fd, this.window.subarray(got), target - got, pos + got);
@@ -672,7 +689,7 @@ export class LogScanner {
     if (!img.exists || pos + GROUP_HEADER_BYTES > img.size) {
       return { ok: false, cause: 'truncated', skipTo: null };
     }
-    const hat = this.load(img, pos, GROUP_HEADER_BYTES);
+    const hat = this.load(img, pos, GROUP_HEADER_BYTES, this.peekBytes);
     const h = parseGroupHeader(this.windowBytes, this.windowView, hat, img.binding);
     if (h === null) return { ok: false, cause: 'header', skipTo: null };
     if (h.version !== FORMAT_VERSION) {
@@ -695,24 +712,65 @@ export class LogScanner {
       header: h, segment: img.number, position: pos, end, records: [], decrees: [], locations: [],
     };
     if (h.kind === GROUP_KIND_DATA) {
-      const at = this.load(img, pos, bodyEnd - pos);
-      const ok = this.checkBody(img, h, at + GROUP_HEADER_BYTES, at + bodyEnd - pos, pos, group);
+      const direct = this.directBody(img, bodyAt, h.bodyBytes);
+      let ok: boolean;
+      if (direct !== null) {
+        ok = this.checkBody(img, h, direct, viewOf(direct), 0, direct.length, pos, group, direct);
+        // Nothing of it kept (damaged, or older than keepFromDecree): the arena takes it back.
+        if (!ok || group.records.length === 0) this.arenas!.release(direct);
+      } else {
+        const at = this.load(img, pos, bodyEnd - pos);
+        const from = at + GROUP_HEADER_BYTES;
+        const to = at + bodyEnd - pos;
+        ok = this.checkBody(img, h, this.windowBytes, this.windowView, from, to, pos, group, null);
+      }
+      this.peekBytes = direct !== null ? HEADER_PEEK_BYTES : this.window.length;
       if (!ok) return { ok: false, cause: 'checksum', skipTo: Math.min(end, img.size) };
     }
     return { ok: true, group };
   }
 
-  /** Verifies a group body at window [bodyAt, bodyEnd); `fileAt`: file offset of the group. */
+  /**
+   * With the helper's arenas in use, a large body not yet in the window is read straight into
+   * an arena (what the window holds of it is copied), where it is verified and its kept payloads
+   * stay: no window fill and no second copy. Null: read it through the window.
+   */
+  private directBody(img: SegmentImage, bodyAt: number, bodyBytes: number): Uint8Array | null {
+    if (this.arenas === null || bodyBytes < DIRECT_BODY_BYTES_MIN) return null;
+    const inWindow = this.windowOf === img && bodyAt >= this.base;
+    const loadedEnd = this.base + this.loaded;
+    if (inWindow && bodyAt + bodyBytes <= loadedEnd) return null; // loaded: keepCopy copies it
+    const into = this.arenas.reserve(bodyBytes);
+    if (into === null) return null;
+    let got = 0;
+    if (inWindow && bodyAt < loadedEnd) {
+      into.set(this.window.subarray(bodyAt - this.base, this.loaded));
+      got = loadedEnd - bodyAt;
+    }
+    while (got < bodyBytes) {
+      const n = this.fs.read(img.fd, into.subarray(got), bodyBytes - got, bodyAt + got);
+      if (n === 0) break;
+      got += n;
+    }
+    assert(got === bodyBytes, 'directBody: file shorter than its size');
+    return into;
+  }
+
+  /**
+   * Verifies a group body at `bytes` [bodyAt, bodyEnd); `fileAt`: file offset of the group.
+   * `kept`: the body already lies in memory to keep (`bytes` itself); null: copy what is kept.
+   */
   private checkBody(
     img: SegmentImage,
     h: ParsedGroupHeader,
+    bytes: Uint8Array,
+    view: DataView,
     bodyAt: number,
     bodyEnd: number,
     fileAt: number,
     out: ParsedGroup,
+    kept: Uint8Array | null,
   ): boolean {
-    const bytes = this.windowBytes;
-    const view = this.windowView;
     const { decrees, locations } = out;
     const recordsOut = out.records;
     const r = this.recordScratch;
@@ -720,7 +778,7 @@ export class LogScanner {
     let bodyCrc = 0;
     // Kept payloads are views of one copy of the group body (one allocation per group, not per
     // record: per-record copies cost more than the verification itself).
-    let body: Uint8Array | null = null;
+    let body = kept;
     for (let i = 0; i < h.recordCount; i++) {
       const next = checkRecordAt(bytes, view, at, bodyEnd, r);
       if (next < 0) return false;
@@ -733,7 +791,7 @@ export class LogScanner {
           type: r.type,
           decree: r.decree,
           ballot: r.ballot,
-          payload: (body ??= this.keepCopy(img, fileAt, bodyAt, bodyEnd)).subarray(
+          payload: (body ??= this.keepCopy(img, fileAt, bytes, bodyAt, bodyEnd)).subarray(
             r.payloadAt - bodyAt,
             r.payloadAt - bodyAt + r.payloadBytes,
           ),
