@@ -14,13 +14,13 @@
  * process started with --cpu-prof writes the profiles of all its threads (bench/profile).
  */
 import { startClientServer, type ClientServer } from '../../src/kv/client-server.js';
-import { decodeKvResult, encodeKvCommandInto, encodeKvQuery, kvCommandBytes } from '../../src/kv/kv-codec.js';
+import { decodeKvResult, encodeKvQuery } from '../../src/kv/kv-codec.js';
 import { createReplica, type PaxlineReplica } from '../../src/runtime/replica.js';
 import type { MemberAddress, ReplicaOptions } from '../../src/runtime/options.js';
 import { KV_MACHINE_PATH } from '../../src/index.js';
 import { emitEvent, serveIpc } from './ipc.js';
 import { LoadDriver, loadHandlers } from './load-driver.js';
-import { BASE_CLIENT_ID, KEY_COUNT, SLOTS_MAX, encodedPutBytes, isPutOk, makeKeys, makeValue } from './workload.js';
+import { SLOTS_MAX, embeddedPuts, encodedPutBytes } from './workload.js';
 
 export interface ReplicaStartArg {
   readonly clusterId: string;
@@ -76,22 +76,7 @@ function startEmbeddedLoad(a: EmbeddedLoadArg): unknown {
   const r = need(replica, 'replica');
   if (driver !== null) throw new Error('load already started');
   if (a.inflight > SLOTS_MAX) throw new Error(`inflight ${a.inflight} exceeds ${SLOTS_MAX} KV sessions`);
-  const keys = makeKeys('k');
-  const value = makeValue(a.commandBytes);
-  const seqs = new Float64Array(a.inflight);
-  // One command buffer per slot, encoded into again for each of its commands (replicate()
-  // copies its argument at once): what an application sending at this rate would do. Every key
-  // has the same length, so every put of a slot has the same size.
-  const bytes = kvCommandBytes({ op: 'put', clientId: BASE_CLIENT_ID, seq: 1, ackedBelow: 1, key: keys[0]!, value });
-  const buffers = Array.from({ length: a.inflight }, () => new Uint8Array(bytes));
-  let next = 0;
-  driver = new LoadDriver({ inflight: a.inflight, rateOpsPerSec: a.rateOpsPerSec }, (slot) => {
-    const seq = ++seqs[slot]!;
-    const key = keys[next++ % KEY_COUNT]!;
-    const cmd = buffers[slot]!;
-    encodeKvCommandInto({ op: 'put', clientId: BASE_CLIENT_ID + slot, seq, ackedBelow: seq, key, value }, cmd);
-    return r.replicate(cmd).then(isPutOk);
-  });
+  driver = new LoadDriver({ inflight: a.inflight, rateOpsPerSec: a.rateOpsPerSec }, embeddedPuts((c) => r.replicate(c), a.inflight, a.commandBytes));
   driver.start();
   return { encodedCommandBytes: encodedPutBytes(a.commandBytes) };
 }

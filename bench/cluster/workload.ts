@@ -15,7 +15,7 @@
  * outstanding at a time, seq 1, 2, 3, … and ackedBelow = seq (every earlier seq was answered), so
  * the machine keeps at most one result per client. Slots ≤ the machine's clientsMax (65,536).
  */
-import { encodeKvCommand, encodeKvResult } from '../../src/kv/kv-codec.js';
+import { encodeKvCommand, encodeKvCommandInto, encodeKvResult, kvCommandBytes } from '../../src/kv/kv-codec.js';
 
 export const KEY_BYTES = 16;
 export const KEY_COUNT = 16_384;
@@ -48,4 +48,29 @@ export function encodedPutBytes(valueBytes: number): number {
     op: 'put', clientId: BASE_CLIENT_ID + 1000, seq: 100_000, ackedBelow: 100_000,
     key: makeKeys('k')[0]!, value: makeValue(valueBytes),
   }).length;
+}
+
+/**
+ * The embedded load's issue function (bench/cluster/replica-proc.ts and the profiled primary,
+ * bench/profile/primary-main.ts): slot i sends KV puts as client BASE_CLIENT_ID + i, keys in
+ * rotation. One command buffer per slot, encoded into again for each of its commands
+ * (replicate() copies its argument at once): what an application sending at this rate would do.
+ * Every key has the same length, so every put of a slot has the same size.
+ */
+export function embeddedPuts(
+  replicate: (command: Uint8Array) => Promise<Uint8Array>, inflight: number, valueBytes: number,
+): (slot: number) => Promise<boolean> {
+  const keys = makeKeys('k');
+  const value = makeValue(valueBytes);
+  const seqs = new Float64Array(inflight);
+  const bytes = kvCommandBytes({ op: 'put', clientId: BASE_CLIENT_ID, seq: 1, ackedBelow: 1, key: keys[0]!, value });
+  const buffers = Array.from({ length: inflight }, () => new Uint8Array(bytes));
+  let next = 0;
+  return (slot) => {
+    const seq = ++seqs[slot]!;
+    const key = keys[next++ % KEY_COUNT]!;
+    const cmd = buffers[slot]!;
+    encodeKvCommandInto({ op: 'put', clientId: BASE_CLIENT_ID + slot, seq, ackedBelow: seq, key, value }, cmd);
+    return replicate(cmd).then(isPutOk);
+  };
 }

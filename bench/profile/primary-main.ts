@@ -18,12 +18,11 @@
  */
 import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { encodeKvCommand } from '../../src/kv/kv-codec.js';
 import { createReplica, type PaxlineReplica } from '../../src/runtime/replica.js';
 import { KV_MACHINE_PATH } from '../../src/index.js';
 import { LoadDriver, type WindowReport } from '../cluster/load-driver.js';
 import type { ReplicaStartArg } from '../cluster/replica-proc.js';
-import { BASE_CLIENT_ID, KEY_COUNT, isPutOk, makeKeys, makeValue } from '../cluster/workload.js';
+import { embeddedPuts } from '../cluster/workload.js';
 
 export interface PrimaryConfig {
   readonly start: Omit<ReplicaStartArg, 'clientHost' | 'clientPort' | 'clientAddresses'>;
@@ -86,16 +85,7 @@ function hideWorkerIsolateLogs(): void {
 }
 
 function startLoad(r: PaxlineReplica, c: PrimaryConfig): LoadDriver {
-  const keys = makeKeys('k');
-  const value = makeValue(c.commandBytes);
-  const seqs = new Float64Array(c.inflight);
-  let next = 0;
-  const driver = new LoadDriver({ inflight: c.inflight, rateOpsPerSec: null }, (slot) => {
-    const seq = ++seqs[slot]!;
-    const key = keys[next++ % KEY_COUNT]!;
-    const cmd = encodeKvCommand({ op: 'put', clientId: BASE_CLIENT_ID + slot, seq, ackedBelow: seq, key, value });
-    return r.replicate(cmd).then(isPutOk);
-  });
+  const driver = new LoadDriver({ inflight: c.inflight, rateOpsPerSec: null }, embeddedPuts((cmd) => r.replicate(cmd), c.inflight, c.commandBytes));
   driver.start();
   return driver;
 }
