@@ -11,6 +11,7 @@
  */
 import { assert } from '../core/assert.js';
 import type { DecreeValue, LogRecord } from '../core/types.js';
+import { valueBytes, writeValueBody } from './value-body.js';
 
 const T_PROMISE = 1;
 const T_ACCEPT = 2;
@@ -31,50 +32,31 @@ export function isAcceptedBatch(bytes: Uint8Array): boolean {
   return bytes[0] === T_ACCEPT && bytes.length >= BATCH_FIRST_AT && bytes[17] === 1;
 }
 
-function valueBytes(v: DecreeValue): number {
-  if (v.kind === 'noop') return 1;
-  if (v.kind === 'config') return 1 + 4 + 4 * v.members.length;
-  let n = 1 + 4;
-  for (const c of v.commands) n += 4 + c.length;
-  return n;
+/** Bytes `r` encodes to. */
+export function recordBytes(r: LogRecord): number {
+  return r.type === 'accept' || r.type === 'learned' ? 1 + 16 + valueBytes(r.value) : 9;
 }
 
 export function encodeRecord(r: LogRecord): Uint8Array {
-  const size = r.type === 'accept' || r.type === 'learned' ? 1 + 16 + valueBytes(r.value) : 9;
-  const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  if (r.type === 'promise') {
-    out[0] = T_PROMISE;
-    dv.setFloat64(1, r.ballot, true);
-  } else if (r.type === 'commit') {
-    out[0] = T_COMMIT;
-    dv.setFloat64(1, r.decree, true);
-  } else {
-    out[0] = r.type === 'accept' ? T_ACCEPT : T_LEARNED;
-    dv.setFloat64(1, r.decree, true);
-    dv.setFloat64(9, r.ballot, true);
-    writeValue(out, dv, 17, r.value);
-  }
+  const out = new Uint8Array(recordBytes(r));
+  encodeRecordInto(r, out, new DataView(out.buffer), 0);
   return out;
 }
 
-function writeValue(out: Uint8Array, dv: DataView, at: number, v: DecreeValue): void {
-  if (v.kind === 'noop') {
-    out[at] = 0;
-  } else if (v.kind === 'config') {
-    out[at] = 2;
-    dv.setUint32(at + 1, v.members.length, true);
-    v.members.forEach((m, i) => dv.setUint32(at + 5 + 4 * i, m, true));
-  } else {
-    out[at] = 1;
-    dv.setUint32(at + 1, v.commands.length, true);
-    let p = at + 5;
-    for (const c of v.commands) {
-      dv.setUint32(p, c.length, true);
-      out.set(c, p + 4);
-      p += 4 + c.length;
-    }
+/**
+ * Writes `r` at `at` of `out` (`dv` views the same bytes from the same origin), exactly
+ * recordBytes(r) bytes — straight into a ring's reserved slot, for one. Returns the end offset.
+ */
+export function encodeRecordInto(r: LogRecord, out: Uint8Array, dv: DataView, at: number): number {
+  if (r.type === 'promise' || r.type === 'commit') {
+    out[at] = r.type === 'promise' ? T_PROMISE : T_COMMIT;
+    dv.setFloat64(at + 1, r.type === 'promise' ? r.ballot : r.decree, true);
+    return at + 9;
   }
+  out[at] = r.type === 'accept' ? T_ACCEPT : T_LEARNED;
+  dv.setFloat64(at + 1, r.decree, true);
+  dv.setFloat64(at + 9, r.ballot, true);
+  return writeValueBody(out, dv, at + 17, r.value);
 }
 
 /** Decodes one record; throws on a malformed one (callers checksum records first). */

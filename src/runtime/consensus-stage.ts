@@ -17,7 +17,7 @@
  * core's pipeline depth bounds how much that can be.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { decodeRecord, encodeRecord } from '../codec/records.js';
+import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
 import type { DeferredMessage, Entry, LogRecord, Message, Ready, Role } from '../core/types.js';
 import { PeerTransport } from '../net/peer-transport.js';
@@ -63,6 +63,22 @@ class Overflowing {
 
   push(bytes: Uint8Array): void {
     if (this.queue.length > 0 || !this.ring.tryPush(bytes)) this.queue.push(bytes);
+  }
+
+  /**
+   * Pushes a message of `size` bytes that `write(out, dv, at)` writes: straight into the ring's
+   * slot when it has room and nothing is queued (no intermediate buffer), else into a fresh
+   * buffer kept in order in the queue.
+   */
+  pushWith(size: number, write: (out: Uint8Array, dv: DataView, at: number) => void): void {
+    const at = this.queue.length > 0 ? -1 : this.ring.tryReserve(size);
+    if (at >= 0) {
+      write(this.ring.bytes, this.ring.dataView, at);
+      return;
+    }
+    const out = new Uint8Array(size);
+    write(out, new DataView(out.buffer), 0);
+    this.queue.push(out);
   }
 
   /** Retries the queue; publishes. Returns whether anything is still waiting. */
@@ -164,11 +180,11 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
 
   const route = (r: Ready): void => {
     for (const { seq, record } of r.persist) {
-      const enc = encodeRecord(record);
-      const msg = new Uint8Array(8 + enc.length);
-      new DataView(msg.buffer).setFloat64(0, seq, true);
-      msg.set(enc, 8);
-      persist.push(msg);
+      // f64 seq | record, written straight into the persist ring.
+      persist.pushWith(8 + recordBytes(record), (out, dv, at) => {
+        dv.setFloat64(at, seq, true);
+        encodeRecordInto(record, out, dv, at + 8);
+      });
     }
     const repairing = core.needsRepair();
     if (wasRepairing && !repairing) {
@@ -192,7 +208,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       if (logReads.tryPush(req)) logReads.publish(); // else dropped: the fetcher retries
     }
     for (const e of r.execute) {
-      execute.push(encodeRecord({ type: 'accept', decree: e.decree, ballot: e.ballot, value: e.value }));
+      const record: LogRecord = { type: 'accept', decree: e.decree, ballot: e.ballot, value: e.value };
+      execute.pushWith(recordBytes(record), (out, dv, at) => encodeRecordInto(record, out, dv, at));
     }
     if (r.dropped.neverProposed.length > 0) reject('notPrimary', r.dropped.neverProposed, core.status().knownPrimary);
     if (r.dropped.outcomeUnknown.length > 0) reject('outcomeUnknown', r.dropped.outcomeUnknown, core.status().knownPrimary);
