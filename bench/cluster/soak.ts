@@ -45,6 +45,8 @@ export interface MemorySample {
   readonly rssBytes: number;
   readonly heapUsedBytes: number;
   readonly heapTotalBytes: number;
+  /** V8 heap in use by each stage thread (replica status, sampled by each stage about once a second). */
+  readonly stageHeapUsedBytes: { readonly consensus: number; readonly log: number; readonly apply: number } | null;
 }
 
 export interface LogFolderSample {
@@ -63,6 +65,9 @@ export interface SoakProcess {
   readonly rssMedianLastMiB: number;
   readonly heapUsedMedianFirstMiB: number;
   readonly heapUsedMedianLastMiB: number;
+  /** The stage threads' V8 heaps, median of the first and the last window, MiB. */
+  readonly stageHeapUsedMedianFirstMiB: { readonly consensus: number; readonly log: number; readonly apply: number };
+  readonly stageHeapUsedMedianLastMiB: { readonly consensus: number; readonly log: number; readonly apply: number };
   /** Last window's median RSS ÷ first window's. */
   readonly rssRatio: number;
   readonly pass: boolean;
@@ -140,9 +145,24 @@ function makeMonitor(sampleEveryS: number, s: Sampler): (t: MonitorTick) => Prom
     const tS = round(t.elapsedMs / 1000, 2);
     const mems = await Promise.all(t.replicas.map((h) => h.call<{ rssBytes: number; heapUsedBytes: number; heapTotalBytes: number }>('mem')));
     mems.forEach((m, i) => {
-      (s.memory[i] ??= []).push({ tS, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes, heapTotalBytes: m.heapTotalBytes });
+      const h = t.statuses[i]?.heapUsedBytes;
+      (s.memory[i] ??= []).push({
+        tS, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes, heapTotalBytes: m.heapTotalBytes,
+        stageHeapUsedBytes: h === undefined ? null : { consensus: h.consensus, log: h.log, apply: h.apply },
+      });
       (s.folders[i] ??= []).push(logFolderOf(t.dataDirs[i]!, tS));
     });
+  };
+}
+
+function stageHeaps(
+  xs: readonly MemorySample[], mib: (xs: readonly MemorySample[], f: (x: MemorySample) => number) => number,
+): { consensus: number; log: number; apply: number } {
+  const ok = xs.filter((x) => x.stageHeapUsedBytes !== null);
+  return {
+    consensus: mib(ok, (x) => x.stageHeapUsedBytes!.consensus),
+    log: mib(ok, (x) => x.stageHeapUsedBytes!.log),
+    apply: mib(ok, (x) => x.stageHeapUsedBytes!.apply),
   };
 }
 
@@ -173,6 +193,8 @@ function summarizeProcess(i: number, s: Sampler, soakS: number, windowS: number,
     rssMedianLastMiB: mib(last, (x) => x.rssBytes),
     heapUsedMedianFirstMiB: mib(first, (x) => x.heapUsedBytes),
     heapUsedMedianLastMiB: mib(last, (x) => x.heapUsedBytes),
+    stageHeapUsedMedianFirstMiB: stageHeaps(first, mib),
+    stageHeapUsedMedianLastMiB: stageHeaps(last, mib),
     rssRatio: round(ratio, 3),
     pass: Number.isFinite(ratio) && Math.abs(ratio - 1) <= TOLERANCE,
     checkpointsInWindow: s0 !== undefined && s1 !== undefined ? s1.checkpoints - s0.checkpoints : 0,
@@ -224,6 +246,9 @@ export function formatSoak(r: SoakResult): string {
   lines.push('  process            RSS first  RSS last  ratio  heapUsed first/last  checkpoints  rollovers*  retired*  result');
   for (const p of r.processes) {
     lines.push(`  ${(p.name + (p.primary ? ' (primary)' : '')).padEnd(18)} ${p.rssMedianFirstMiB.toFixed(1).padStart(7)} MiB ${p.rssMedianLastMiB.toFixed(1).padStart(6)} MiB ${p.rssRatio.toFixed(3).padStart(6)}  ${`${p.heapUsedMedianFirstMiB.toFixed(1)} / ${p.heapUsedMedianLastMiB.toFixed(1)} MiB`.padStart(19)}  ${String(p.checkpointsInWindow).padStart(11)}  ${String(p.rolloversSeenOnDisk).padStart(10)}  ${String(p.retiredSegmentsSeenOnDisk).padStart(8)}  ${p.pass ? 'pass' : 'FAIL'}`);
+    const a = p.stageHeapUsedMedianFirstMiB;
+    const b = p.stageHeapUsedMedianLastMiB;
+    lines.push(`    stage heaps (first → last window, MiB): consensus ${a.consensus} → ${b.consensus}, log ${a.log} → ${b.log}, apply ${a.apply} → ${b.apply}`);
   }
   lines.push(`  events in the window: checkpoint ${r.events.checkpoint ? 'yes' : 'no'}; segment rollover ${r.events.segmentRollover ? 'yes' : 'no'}, retention delete ${r.events.retentionDelete ? 'yes' : 'no'} (status counters)`);
   lines.push(`  * seen on disk (log folder listed at each sample): rollover ${r.events.segmentRolloverSeenOnDisk ? 'yes' : 'no'}, retired segment ${r.events.retentionDeleteSeenOnDisk ? 'yes' : 'no'}`);

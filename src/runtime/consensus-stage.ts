@@ -16,6 +16,7 @@
  * A ring that is full keeps its messages in an ordered overflow queue, retried every turn; the
  * core's pipeline depth bounds how much that can be.
  */
+import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
@@ -27,7 +28,7 @@ import { errorShape } from './errors.js';
 import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
+  C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_HEAP_CONSENSUS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT, HEAP_SAMPLE_MS,
   C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 
@@ -299,6 +300,9 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     setImmediate(pump);
   }
 
+  const sampleHeap = (): void => { counters[C_HEAP_CONSENSUS] = getHeapStatistics().used_heap_size; };
+  sampleHeap();
+  const heapTimer = setInterval(sampleHeap, HEAP_SAMPLE_MS);
   const ticker = setInterval(() => {
     core.setCandidacyAllowed(Atomics.load(flags, F_CANDIDACY_BLOCKED) === 0);
     core.tick();
@@ -325,6 +329,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     } else if (msg.type === 'close') {
       stopped = true;
       clearInterval(ticker);
+      clearInterval(heapTimer);
       void transport.close().then(() => port.postMessage({ type: 'closed' } satisfies ConsensusEvent));
     }
   });

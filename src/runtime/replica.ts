@@ -28,7 +28,7 @@ import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
   C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_ERROR, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
-  C_FSYNC_HIST, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
+  C_FSYNC_HIST, C_HEAP_APPLY, C_HEAP_CONSENSUS, C_HEAP_LOG, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
 
@@ -69,6 +69,11 @@ export interface ReplicaStatus {
   readonly elections: number;
   readonly messages: { readonly sent: number; readonly received: number };
   readonly outstanding: number;
+  /**
+   * V8 heap in use, bytes, per thread: this (main) thread now, each stage as it last sampled
+   * itself (about once a second). RSS covers all of them plus native memory (rings, buffers).
+   */
+  readonly heapUsedBytes: { readonly main: number; readonly consensus: number; readonly log: number; readonly apply: number };
   /** The consensus stage's own view: core status and stats, transport stats. */
   readonly consensus: unknown;
 }
@@ -297,6 +302,7 @@ export class PaxlineReplica extends EventEmitter {
       commandsExecuted: c[C_COMMANDS_EXECUTED]!, checkpoints: c[C_CHECKPOINTS]!, elections: c[C_ELECTIONS]!,
       messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },
       outstanding: this.pending.size,
+      heapUsedBytes: { main: process.memoryUsage().heapUsed, consensus: c[C_HEAP_CONSENSUS]!, log: c[C_HEAP_LOG]!, apply: c[C_HEAP_APPLY]! },
       consensus,
     };
   }

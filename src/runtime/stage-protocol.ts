@@ -56,6 +56,11 @@ export const C_RETENTION_FLOOR = 18; // consensus: every member durably committe
 export const C_OLDEST_CHECKPOINT = 19; // apply: decree of the oldest checkpoint kept (0 = none)
 export const C_SEGMENTS_RETIRED = 20; // log
 export const C_SEGMENTS_CREATED = 21; // log: rollovers (new or recycled segment files)
+/** V8 heap in use by each stage's thread, bytes, refreshed about every HEAP_SAMPLE_MS. */
+export const C_HEAP_CONSENSUS = 22;
+export const C_HEAP_LOG = 23;
+export const C_HEAP_APPLY = 24;
+export const HEAP_SAMPLE_MS = 1000;
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;
