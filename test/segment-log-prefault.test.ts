@@ -26,7 +26,9 @@ const BASE_SEED = Number(process.env['SEED'] ?? 1);
 const PREFAULT_SEEDS = 120;
 
 type Damage = 'none' | 'powerLoss' | 'bitFlip' | 'zeroed' | 'truncated' | 'deleted';
-const DAMAGES: readonly Damage[] = ['none', 'powerLoss', 'bitFlip', 'zeroed', 'truncated', 'deleted'];
+const DAMAGES: readonly Damage[] = [
+  'none', 'powerLoss', 'bitFlip', 'zeroed', 'truncated', 'deleted',
+];
 
 /** Small logs (groups of a few KiB), or large ones whose groups are read straight into arenas. */
 interface Shape {
@@ -37,7 +39,7 @@ interface Shape {
   readonly bigBytesMax: number;
   readonly bigShare: number;
   readonly seeds: number;
-  /** Kept payloads (in arenas) the seeds must produce at least, so that the test means something. */
+  /** Kept payloads (in arenas) the seeds must produce at least, so the test means something. */
   readonly keptMin: number;
 }
 
@@ -86,14 +88,18 @@ function buildLog(
       }
     } else if (roll < 0.25) {
       const below = log.durablePosition.segment;
-      if (below > log.firstSegment && log.damagedRanges.length === 0) log.retireSegmentsBelow(below);
+      if (below > log.firstSegment && log.damagedRanges.length === 0) {
+        log.retireSegmentsBelow(below);
+      }
     } else if (roll < 0.27) {
       log.sync();
       log.close();
       log = SegmentLog.open(fs, DIR, options).log;
     } else {
       decree += rng.int(3);
-      const big = rng.chance(shape.bigShare) ? rng.range(shape.bigBytesMax / 2, shape.bigBytesMax) : 0;
+      const big = rng.chance(shape.bigShare)
+        ? rng.range(shape.bigBytesMax / 2, shape.bigBytesMax)
+        : 0;
       const payload = new Uint8Array(big > 0 ? big : rng.int(300));
       for (let i = 0; i < payload.length; i += 1 + rng.int(16)) payload[i] = rng.int(256);
       log.append(rng.range(1, 4), decree, rng.int(1000), payload);
@@ -160,7 +166,8 @@ function observe(fs: SimFs, outcome: Outcome): unknown {
 
 describe('SegmentLog recovery with pre-faulted memory', () => {
   for (const shape of [SMALL, LARGE]) {
-    test(`${shape.seeds} damaged logs, ${shape.name}: 'always' recovers what 'never' does`, async () => {
+    const name = `${shape.seeds} damaged logs, ${shape.name}: 'always' recovers what 'never' does`;
+    test(name, async () => {
       await compareRuns(shape);
     });
   }

@@ -206,6 +206,7 @@ describe('SegmentLog open options', () => {
       [{ recycleSegments: 1.5 }, 'recycleSegments'],
       [{ keepRecordsFromDecree: -1 }, 'keepRecordsFromDecree'],
       [{ keepRecordsFromDecree: Number.NaN }, 'keepRecordsFromDecree'],
+      [{ recoveryPrefault: 'sometimes' as never }, 'recoveryPrefault'],
     ];
     for (const [options, field] of cases) {
       assert.throws(

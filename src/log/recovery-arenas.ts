@@ -7,8 +7,9 @@
  * never ask for). A profile of a keep-all open of 1 GiB spent about half its time there, on the
  * scan's only thread. Here a helper thread allocates large ArrayBuffers ("arenas"), touches one
  * byte of every page, and transfers them to the scanning thread, which copies each kept group
- * body into the current arena (memory already resident) instead of into a fresh slice. The
- * faults are paid on another core while the scan reads and verifies.
+ * body into the current arena (memory already resident) instead of into a fresh slice, or reads
+ * a large body from its file straight into it (`reserve`). The faults are paid on another core
+ * while the scan reads and verifies.
  *
  * Why not piscina. SegmentLog.open is synchronous (it runs in the log worker and in the
  * deterministic simulator), so nothing here may wait for the event loop: the arenas arrive on a
@@ -18,19 +19,24 @@
  *
  * What never changes. The arenas only decide where the kept bytes live: every byte is still read
  * and verified by the scan on its own thread, in log order, so the verdicts cannot differ. When
- * no arena is ready (the helper is starting, behind, or gone), `copy` returns null and the caller
- * copies into fresh memory as it would without a helper.
+ * no arena is ready (the helper is starting, behind, or gone), `copy` and `reserve` return null
+ * and the caller copies into fresh memory as it would without a helper.
  *
  *   doorbell (Int32Array over a SharedArrayBuffer of BELL_BYTES)
- *   ┌──────────────────────────────┐
- *   │ [BELL_ARENAS] arenas posted  │  helper: postMessage(arena) then Atomics.add + notify
- *   └──────────────────────────────┘  scanner: load the count, try the port, wait on the count
+ *   ┌─────────────────────────────┐
+ *   │ [BELL_ARENAS] arenas posted │  helper: postMessage(arena), then Atomics.add + notify
+ *   └─────────────────────────────┘  scanner: load the count, try the port, wait on it
  *
  * Invariants: an arena is used by one thread at a time (transferred, never shared); arenas in
  * flight are bounded by ARENAS_AHEAD (the scanner asks for one more per arena it takes); a kept
  * body is copied into an arena only whole, so payload views never span two arenas.
  */
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import {
+  MessageChannel,
+  Worker,
+  receiveMessageOnPort,
+  type MessagePort,
+} from 'node:worker_threads';
 import { assert } from '../core/assert.js';
 import {
   ARENA_BYTES,
@@ -62,11 +68,8 @@ export class RecoveryArenas {
   private used = 0;
   /** The helper failed or did not deliver in time: stop asking it. */
   private failed = false;
-  /** Why the helper failed, when it said so. */
+  /** Why the helper failed (for debugging). */
   failure: string | null = null;
-  /** Bytes copied into arenas, and bytes the caller had to copy itself. */
-  bytesArena = 0;
-  bytesFresh = 0;
 
   /**
    * Starts the helper. `wait`: block (up to ARENA_WAIT_MS_MAX) for an arena when none is ready,
@@ -108,18 +111,17 @@ export class RecoveryArenas {
    * file), or null as for `copy`. Until the next reserve, `release` may hand them back.
    */
   reserve(n: number): Uint8Array | null {
-    if (n > this.arenaBytes || this.failed) return this.fresh(n);
+    if (n > this.arenaBytes || this.failed) return null;
     if (this.current === null || this.used + n > this.current.length) {
       const next = this.take();
-      if (next === null) return this.fresh(n);
+      if (next === null) return null;
       // The rest of the previous arena stays unused (at most one group body's worth).
       this.current = next;
       this.used = 0;
-      if (n > next.length) return this.fresh(n); // larger than a first, smaller arena
+      if (n > next.length) return null; // larger than a first, smaller arena
     }
     const out = this.current.subarray(this.used, this.used + n);
     this.used += n;
-    this.bytesArena += n;
     return out;
   }
 
@@ -129,7 +131,6 @@ export class RecoveryArenas {
     assert(current !== null && reserved.buffer === current.buffer, 'release: not the arena');
     assert(reserved.byteOffset + reserved.length === this.used, 'release: not the last reserve');
     this.used -= reserved.length;
-    this.bytesArena -= reserved.length;
   }
 
   /** Stops the helper; arenas it still sends are dropped. Kept payloads stay valid. */
@@ -137,11 +138,6 @@ export class RecoveryArenas {
     this.port.close();
     void this.worker.terminate();
     this.current = null;
-  }
-
-  private fresh(n: number): null {
-    this.bytesFresh += n;
-    return null;
   }
 
   private take(): Uint8Array | null {

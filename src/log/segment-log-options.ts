@@ -157,7 +157,7 @@ export function resolveSegmentLogOptions(
     Number.MAX_SAFE_INTEGER,
   );
   const recoveryPrefault = options.recoveryPrefault ?? 'auto';
-  if (recoveryPrefault !== 'auto' && recoveryPrefault !== 'never' && recoveryPrefault !== 'always') {
+  if (!['auto', 'never', 'always'].includes(recoveryPrefault)) {
     const got = String(recoveryPrefault);
     throw invalid('recoveryPrefault', `must be 'auto', 'never' or 'always', got ${got}`);
   }

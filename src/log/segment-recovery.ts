@@ -36,8 +36,10 @@
  * (`keepFromDecree`) are copied out of the window, one copy per group body; every record, kept
  * or not, is verified and its location reported for the index. When much is kept, the copies
  * go into memory a helper thread pre-faulted (recovery-arenas.ts, `prefault`), so the faults
- * are paid on another core; the helper never sees the log, and only where kept bytes live
- * depends on it (and on its timing), never what is kept or any verdict.
+ * are paid on another core, and large bodies are read from their file straight into it and
+ * verified there (directBody: no window fill, no second copy). The helper never sees the log;
+ * only where kept bytes live depends on it (and on its timing), never what is kept or any
+ * verdict.
  *
  * Recycled segments. A segment file may be a recycled one (its header names the segment whose
  * file it was): past its last group it holds the old groups of that earlier life. Group header
@@ -347,11 +349,6 @@ export class LogScanner {
     this.images.clear();
     this.windowOf = null;
     this.arenas?.close();
-  }
-
-  /** Bytes of kept payloads copied into pre-faulted arenas, and into fresh memory. */
-  keptBytes(): { readonly arena: number; readonly fresh: number } {
-    return { arena: this.arenas?.bytesArena ?? 0, fresh: this.arenas?.bytesFresh ?? 0 };
   }
 
   /**
