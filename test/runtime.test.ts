@@ -57,6 +57,11 @@ test('runtime: three replicas elect a primary, replicate, reject elsewhere, serv
     assert.equal(s.role, 'primary');
     assert.ok((await primary.checkpoint()) >= s.decrees.executed, 'checkpoint() writes one at the executed decree');
     assert.ok(s.decrees.committed >= 1 && s.log.fsyncs >= 1 && s.commandsExecuted === 2000);
+    // Every stage reports its own V8 heap (sampled about once a second).
+    await eventually('every stage has sampled its heap', async () => {
+      const h = (await primary.status()).heapUsedBytes;
+      return h.main > 0 && h.consensus > 0 && h.log > 0 && h.apply > 0;
+    });
 
     // A secondary stops; the other two keep committing; it restarts from its disk and catches up.
     const idx = replicas.indexOf(secondary);
