@@ -142,7 +142,13 @@ function utf8Length(s: string): number {
 
 function putF64(out: Uint8Array, at: number, x: number): void {
   f64[0] = x;
-  out.set(f64Bytes, at);
+  // Eight stores: cheaper than TypedArray.prototype.set for eight bytes.
+  out[at] = f64Bytes[0]!; out[at + 1] = f64Bytes[1]!; out[at + 2] = f64Bytes[2]!; out[at + 3] = f64Bytes[3]!;
+  out[at + 4] = f64Bytes[4]!; out[at + 5] = f64Bytes[5]!; out[at + 6] = f64Bytes[6]!; out[at + 7] = f64Bytes[7]!;
+}
+
+function putU32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n & 0xff; out[at + 1] = (n >>> 8) & 0xff; out[at + 2] = (n >>> 16) & 0xff; out[at + 3] = n >>> 24;
 }
 
 function getF64(b: Uint8Array, at: number): number {
@@ -202,18 +208,16 @@ export function encodeKvCommandInto(cmd: KvCommand, out: Uint8Array): number {
   out[26] = keyBytes >>> 8;
   putString(out, BIN_HEADER_BYTES, cmd.key, keyBytes);
   let at = BIN_HEADER_BYTES + keyBytes;
-  const putU32 = (n: number): void => {
-    out[at] = n & 0xff; out[at + 1] = (n >>> 8) & 0xff; out[at + 2] = (n >>> 16) & 0xff; out[at + 3] = n >>> 24;
-    at += 4;
-  };
   if (cmd.op === 'cas') {
     out[at++] = cmd.expected === null ? 0 : 1;
-    putU32(expectedBytes);
+    putU32(out, at, expectedBytes);
+    at += 4;
     if (cmd.expected !== null) putString(out, at, cmd.expected, expectedBytes);
     at += expectedBytes;
   }
   if (cmd.op !== 'get') {
-    putU32(valueBytes);
+    putU32(out, at, valueBytes);
+    at += 4;
     putString(out, at, cmd.value, valueBytes);
     at += valueBytes;
   }
