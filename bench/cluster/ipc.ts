@@ -53,10 +53,12 @@ const OUTPUT_TAIL_CHARS = 4000;
  * Node flags every benchmark process (replicas, load generators, the profiled primary) runs with:
  * a 64 MiB semi-space, so the young generation is scavenged ~4× less often under the
  * per-command garbage of hundreds of thousands of operations a second (profiles/OPTIMIZATIONS.md
- * entry 12: −10 to −20 % CPU per operation). V8 flags are per process, so the stage workers get
- * it too. An application embedding paxline chooses its own flags: README "Performance" says so.
+ * entry 13: −10 to −20 % CPU per operation), fixed at that size from the start (min = max): left
+ * to grow, the semi-spaces of a process's four isolates grew RSS by 20–35 % over a 5-minute soak
+ * (entry 17). V8 flags are per process, so the stage workers get them too. An application
+ * embedding paxline chooses its own flags: README "Performance" says which.
  */
-export const BENCH_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+export const BENCH_NODE_FLAGS: readonly string[] = ['--min-semi-space-size=64', '--max-semi-space-size=64'];
 
 /** Parent side: one forked child process. */
 export class ChildHandle {
