@@ -44,7 +44,11 @@ export interface ReplicaStatusNote {
 }
 
 export interface StateMachine {
-  /** Executes one committed command; returns the result handed to the submitter's promise. */
+  /**
+   * Executes one committed command; returns the result handed to the submitter's promise.
+   * `command` views the runtime's shared ring memory and is valid only during the call: copy
+   * whatever you keep. The result is copied out by the runtime, so it may be reused afterwards.
+   */
   execute(command: Uint8Array, context: ExecuteContext): Uint8Array;
   /** Answers a read from local state without going through the log (may be stale). */
   executeFastRead?(query: Uint8Array): Uint8Array;
