@@ -11,7 +11,7 @@
  */
 import { assert } from '../core/assert.js';
 import type { DecreeValue, LogRecord } from '../core/types.js';
-import { valueBytes, writeValueBody } from './value-body.js';
+import { VALUE_BATCH, VALUE_CONFIG, VALUE_NOOP, valueBytes, writeValueBody } from './value-body.js';
 
 const T_PROMISE = 1;
 const T_ACCEPT = 2;
@@ -19,22 +19,26 @@ const T_COMMIT = 3;
 const T_LEARNED = 4;
 
 /**
- * Offsets inside an accept record of a batch, for a reader that walks the commands in place
- * (the apply stage: no array and no view object per command beyond the one it hands on).
+ * Offsets inside an accept or learned record (the layout above), shared by the encoder, the
+ * decoder and a reader that walks a batch's commands in place (the apply stage: no array and no
+ * view object per command beyond the one it hands on).
  */
 export const RECORD_DECREE_AT = 1;
 export const RECORD_BALLOT_AT = 9;
-export const BATCH_COUNT_AT = 18;
-export const BATCH_FIRST_AT = 22;
+/** Where an accept or learned record's value (src/codec/value-body.ts) starts. */
+const RECORD_VALUE_AT = 17;
+/** A batch's (or a configuration's) count, then its first item. */
+export const BATCH_COUNT_AT = RECORD_VALUE_AT + 1;
+export const BATCH_FIRST_AT = BATCH_COUNT_AT + 4;
 
 /** True when `bytes` is an accept record whose value is a batch of commands. */
 export function isAcceptedBatch(bytes: Uint8Array): boolean {
-  return bytes[0] === T_ACCEPT && bytes.length >= BATCH_FIRST_AT && bytes[17] === 1;
+  return bytes[0] === T_ACCEPT && bytes.length >= BATCH_FIRST_AT && bytes[RECORD_VALUE_AT] === VALUE_BATCH;
 }
 
 /** Bytes `r` encodes to. */
 export function recordBytes(r: LogRecord): number {
-  return r.type === 'accept' || r.type === 'learned' ? 1 + 16 + valueBytes(r.value) : 9;
+  return r.type === 'accept' || r.type === 'learned' ? RECORD_VALUE_AT + valueBytes(r.value) : 9;
 }
 
 export function encodeRecord(r: LogRecord): Uint8Array {
@@ -54,9 +58,9 @@ export function encodeRecordInto(r: LogRecord, out: Uint8Array, dv: DataView, at
     return at + 9;
   }
   out[at] = r.type === 'accept' ? T_ACCEPT : T_LEARNED;
-  dv.setFloat64(at + 1, r.decree, true);
-  dv.setFloat64(at + 9, r.ballot, true);
-  return writeValueBody(out, dv, at + 17, r.value);
+  dv.setFloat64(at + RECORD_DECREE_AT, r.decree, true);
+  dv.setFloat64(at + RECORD_BALLOT_AT, r.ballot, true);
+  return writeValueBody(out, dv, at + RECORD_VALUE_AT, r.value);
 }
 
 /** Decodes one record; throws on a malformed one (callers checksum records first). */
@@ -68,23 +72,23 @@ export function decodeRecord(bytes: Uint8Array, copyCommands = true): LogRecord 
     const n = dv.getFloat64(1, true);
     return type === T_PROMISE ? { type: 'promise', ballot: n } : { type: 'commit', decree: n };
   }
-  assert((type === T_ACCEPT || type === T_LEARNED) && bytes.length >= 18, 'record type');
-  const decree = dv.getFloat64(1, true);
-  const ballot = dv.getFloat64(9, true);
-  const kind = bytes[17];
+  assert((type === T_ACCEPT || type === T_LEARNED) && bytes.length >= RECORD_VALUE_AT + 1, 'record type');
+  const decree = dv.getFloat64(RECORD_DECREE_AT, true);
+  const ballot = dv.getFloat64(RECORD_BALLOT_AT, true);
+  const kind = bytes[RECORD_VALUE_AT];
   let value: DecreeValue;
-  if (kind === 0) {
+  if (kind === VALUE_NOOP) {
     value = { kind: 'noop' };
-  } else if (kind === 2) {
-    const n = dv.getUint32(18, true);
+  } else if (kind === VALUE_CONFIG) {
+    const n = dv.getUint32(BATCH_COUNT_AT, true);
     const members: number[] = [];
-    for (let i = 0; i < n; i++) members.push(dv.getUint32(22 + 4 * i, true));
+    for (let i = 0; i < n; i++) members.push(dv.getUint32(BATCH_FIRST_AT + 4 * i, true));
     value = { kind: 'config', members };
   } else {
-    assert(kind === 1, 'value kind');
-    const n = dv.getUint32(18, true);
+    assert(kind === VALUE_BATCH, 'value kind');
+    const n = dv.getUint32(BATCH_COUNT_AT, true);
     const commands: Uint8Array[] = [];
-    let p = 22;
+    let p = BATCH_FIRST_AT;
     for (let i = 0; i < n; i++) {
       const len = dv.getUint32(p, true);
       // Copies by default; views (copyCommands false) for a caller done with them before

@@ -54,7 +54,9 @@
  * same accept, which is why even the control messages are binary here.
  */
 import type { DecreeValue, Entry, Message, MessageType } from '../core/types.js';
-import { rememberBatchBody, valueBytes, writeValueBody } from '../codec/value-body.js';
+import {
+  VALUE_BATCH, VALUE_CONFIG, VALUE_NOOP, rememberBatchBody, valueBytes, writeValueBody,
+} from '../codec/value-body.js';
 import { badArgument, badFrame } from './net-error.js';
 
 /** Wire tags, in the order of the layout table above. Never renumber: they are protocol. */
@@ -82,10 +84,6 @@ const TYPE_BY_TAG: readonly (MessageType | undefined)[] = (() => {
 export const ENVELOPE_BYTES = 13;
 const ENTRY_BYTES_MIN = 17; // f64 decree | f64 ballot | u8 noop
 const U32_MAX = 0xffffffff;
-
-const KIND_NOOP = 0;
-const KIND_BATCH = 1;
-const KIND_CONFIG = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Sizes
@@ -160,7 +158,7 @@ class Writer {
 
   value(v: DecreeValue): void {
     if (v.kind === 'config') {
-      this.u8(KIND_CONFIG);
+      this.u8(VALUE_CONFIG);
       this.u32(v.members.length, 'value.members.length');
       for (const member of v.members) this.u32(member, 'value.members');
       return;
@@ -316,8 +314,8 @@ class Reader {
   value(): DecreeValue {
     const start = this.at;
     const kind = this.u8('value kind');
-    if (kind === KIND_NOOP) return { kind: 'noop' };
-    if (kind === KIND_BATCH) {
+    if (kind === VALUE_NOOP) return { kind: 'noop' };
+    if (kind === VALUE_BATCH) {
       const n = this.count(4, 'command count');
       const commands: Uint8Array[] = new Array<Uint8Array>(n);
       const buffer = this.bytes.buffer;
@@ -335,7 +333,7 @@ class Reader {
       rememberBatchBody(value, new Uint8Array(buffer, base + start, this.at - start));
       return value;
     }
-    if (kind === KIND_CONFIG) {
+    if (kind === VALUE_CONFIG) {
       const n = this.count(4, 'member count');
       const members: number[] = new Array<number>(n);
       for (let i = 0; i < n; i++) members[i] = this.u32('member');

@@ -17,7 +17,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import {
   BATCH_COUNT_AT, BATCH_FIRST_AT, RECORD_BALLOT_AT, RECORD_DECREE_AT, decodeRecord, isAcceptedBatch,
@@ -31,8 +30,8 @@ import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, HEAP_SAMPLE_MS, C_OLDEST_CHECKPOINT, COMPLETION_READ,
-  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, type StageShared,
+  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, C_OLDEST_CHECKPOINT, COMPLETION_READ,
+  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
 
@@ -129,8 +128,8 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   };
 
   const onDecree = (bytes: Uint8Array): void => {
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (isAcceptedBatch(bytes)) {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       // The usual record, walked in place: one view per command (what the state machine gets),
       // the request header read through one DataView of the whole record.
       const decree = dv.getFloat64(RECORD_DECREE_AT, true);
@@ -207,9 +206,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     }
   };
   pollPolicy();
-  const sampleHeap = (): void => { counters[C_HEAP_APPLY] = getHeapStatistics().used_heap_size; };
-  sampleHeap();
-  const heapTimer = setInterval(sampleHeap, HEAP_SAMPLE_MS);
+  const heapTimer = startHeapSampling(counters, C_HEAP_APPLY);
   const policyTimer = sm.canBecomePrimary || sm.acceptMessageFrom ? setInterval(pollPolicy, POLICY_POLL_MS) : null;
   let stopping = false;
   port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; deadline?: number; role?: string; primary?: number; ballot?: number }) => {

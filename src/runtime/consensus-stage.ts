@@ -16,7 +16,6 @@
  * A ring that is full keeps its messages in an ordered overflow queue, retried every turn; the
  * core's pipeline depth bounds how much that can be.
  */
-import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
 import { Replica } from '../core/replica.js';
@@ -28,8 +27,8 @@ import { errorShape } from './errors.js';
 import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_HEAP_CONSENSUS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT, HEAP_SAMPLE_MS,
-  C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, type StageShared,
+  C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_HEAP_CONSENSUS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
+  C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
 } from './stage-protocol.js';
 
 export interface ConsensusStageInit {
@@ -300,9 +299,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     setImmediate(pump);
   }
 
-  const sampleHeap = (): void => { counters[C_HEAP_CONSENSUS] = getHeapStatistics().used_heap_size; };
-  sampleHeap();
-  const heapTimer = setInterval(sampleHeap, HEAP_SAMPLE_MS);
+  const heapTimer = startHeapSampling(counters, C_HEAP_CONSENSUS);
   const ticker = setInterval(() => {
     core.setCandidacyAllowed(Atomics.load(flags, F_CANDIDACY_BLOCKED) === 0);
     core.tick();

@@ -12,7 +12,6 @@
  * into a fresh segment — it never retries an fdatasync and trusts the page cache.
  */
 import { join } from 'node:path';
-import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import { readMetadata, MetadataStore } from '../log/metadata.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
@@ -28,7 +27,7 @@ import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
 import {
   C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_HEAP_LOG, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS, C_OLDEST_CHECKPOINT,
-  C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, F_STOP, fsyncHistogramSlot,
+  C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, F_STOP, fsyncHistogramSlot, sampleHeap,
   type StageShared,
 } from './stage-protocol.js';
 
@@ -208,7 +207,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   let lastRetentionCheck = performance.now();
   const retain = (): void => {
     lastRetentionCheck = performance.now();
-    counters[C_HEAP_LOG] = getHeapStatistics().used_heap_size; // the status's heap figure, on the same beat
+    sampleHeap(counters, C_HEAP_LOG); // the status's heap figure, on the same beat
     const upTo = Math.min(counters[C_RETENTION_FLOOR]!, counters[C_OLDEST_CHECKPOINT]!);
     if (upTo <= 0) return;
     const segments = log.segmentSummaries().sort((a, b) => a.segment - b.segment);

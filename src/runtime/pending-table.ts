@@ -45,36 +45,12 @@ export class PendingTable<T> {
 
   /** Resolves and removes call `seq`; false when it is not outstanding. */
   resolve(seq: number, value: T): boolean {
-    const i = seq & this.mask;
-    if (this.seqs[i] === seq) {
-      const f = this.resolves[i]!;
-      this.free(i);
-      f(value);
-      return true;
-    }
-    const p = this.spill.get(seq);
-    if (p === undefined) return false;
-    this.spill.delete(seq);
-    this.count--;
-    p.resolve(value);
-    return true;
+    return this.settle(seq, true, value);
   }
 
   /** Rejects and removes call `seq`; false when it is not outstanding. */
   reject(seq: number, error: Error): boolean {
-    const i = seq & this.mask;
-    if (this.seqs[i] === seq) {
-      const f = this.rejects[i]!;
-      this.free(i);
-      f(error);
-      return true;
-    }
-    const p = this.spill.get(seq);
-    if (p === undefined) return false;
-    this.spill.delete(seq);
-    this.count--;
-    p.reject(error);
-    return true;
+    return this.settle(seq, false, error);
   }
 
   /** Rejects and removes every outstanding call. */
@@ -89,6 +65,27 @@ export class PendingTable<T> {
     this.spill.clear();
     this.count -= spilled.length;
     for (const p of spilled) p.reject(error);
+  }
+
+  /** Removes call `seq` (its slot or the spill Map), then resolves or rejects it. */
+  private settle(seq: number, ok: boolean, outcome: T | Error): boolean {
+    const i = seq & this.mask;
+    let resolve: (value: T) => void;
+    let reject: (error: Error) => void;
+    if (this.seqs[i] === seq) {
+      resolve = this.resolves[i]!;
+      reject = this.rejects[i]!;
+      this.free(i);
+    } else {
+      const p = this.spill.get(seq);
+      if (p === undefined) return false;
+      this.spill.delete(seq);
+      this.count--;
+      ({ resolve, reject } = p);
+    }
+    if (ok) resolve(outcome as T);
+    else reject(outcome as Error);
+    return true;
   }
 
   private free(i: number): void {

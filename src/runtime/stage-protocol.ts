@@ -22,6 +22,7 @@
  * Counters: Float64 slots, each written by one stage only (single writer; readers may see a
  * value one update old, never a torn one on the 64-bit platforms Node supports).
  */
+import { getHeapStatistics } from 'node:v8';
 import { createDoorbell } from '../ring/doorbell.js';
 import { createRingBuffer } from '../ring/spsc-ring.js';
 
@@ -61,6 +62,17 @@ export const C_HEAP_CONSENSUS = 22;
 export const C_HEAP_LOG = 23;
 export const C_HEAP_APPLY = 24;
 export const HEAP_SAMPLE_MS = 1000;
+
+/** Writes this thread's V8 heap in use into counter `slot` (one of C_HEAP_*). */
+export function sampleHeap(counters: Float64Array, slot: number): void {
+  counters[slot] = getHeapStatistics().used_heap_size;
+}
+
+/** Samples now and every HEAP_SAMPLE_MS, for a stage with an event loop; returns the timer. */
+export function startHeapSampling(counters: Float64Array, slot: number): NodeJS.Timeout {
+  sampleHeap(counters, slot);
+  return setInterval(() => sampleHeap(counters, slot), HEAP_SAMPLE_MS);
+}
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;
