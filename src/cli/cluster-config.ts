@@ -34,7 +34,7 @@ export interface ClusterConfig {
 /** ReplicaOptions a config file may tune (numbers and booleans only). */
 const TUNABLE = new Set([
   'tickMs', 'electionTimeoutMsMin', 'electionTimeoutMsMax', 'heartbeatMs', 'pipelineDepth', 'batchCountMax',
-  'batchBytesMax', 'inflightMax', 'retainDecrees', 'checkpointEveryDecrees', 'checkpointsKept', 'ringBytes', 'segmentBytes',
+  'batchBytesMax', 'inflightMax', 'retainDecrees', 'checkpointEveryBytes', 'checkpointEveryDecrees', 'checkpointsKept', 'ringBytes', 'segmentBytes',
 ]);
 
 export class ConfigError extends Error {

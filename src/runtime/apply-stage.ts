@@ -9,12 +9,13 @@
  * the resolution of replicate()'s promise. Commands from other replicas or earlier incarnations
  * execute all the same but resolve nobody here.
  *
- * Checkpoints: every `checkpointEveryDecrees` executed decrees the state is streamed through
- * saveState into a checksummed checkpoint file (src/log/checkpoint.ts), the newest
+ * Checkpoints: once `checkpointEveryBytes` (±20 %) of decree records or `checkpointEveryDecrees`
+ * decrees have executed since the last one, the state is captured through saveState into memory
+ * here, between two decrees, and written as a checksummed checkpoint file (src/log/checkpoint.ts)
+ * by a writer thread while execution goes on (checkpoint-writer.ts, decision 0010); the newest
  * `checkpointsKept` are kept. At start the newest valid one is loaded (an older one if the newest
  * fails verification); decrees at or below it are skipped when the log replays them.
  */
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
@@ -22,11 +23,10 @@ import {
   BATCH_COUNT_AT, BATCH_FIRST_AT, RECORD_BALLOT_AT, RECORD_DECREE_AT, decodeRecord, isAcceptedBatch,
 } from '../codec/records.js';
 import { assert } from '../core/assert.js';
-import {
-  listCheckpoints, openNewestValidCheckpoint, writeCheckpoint,
-} from '../log/checkpoint.js';
+import { listCheckpoints, openNewestValidCheckpoint } from '../log/checkpoint.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import { CheckpointWriterHost, StateBuffer } from './checkpoint-writer.js';
 import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
@@ -76,7 +76,12 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   });
   let executed = opened.loaded?.decree ?? 0;
   const checkpointBase = executed;
+  /** Decree of the last checkpoint captured (written or being written). */
   let lastCheckpoint = executed;
+  /** Record bytes executed since the last capture, and the (randomised) amount that triggers one. */
+  let bytesSinceCheckpoint = 0;
+  const drawCheckpointBytes = (): number => Math.round(o.checkpointEveryBytes * (0.8 + 0.4 * Math.random()));
+  let checkpointBytes = drawCheckpointBytes();
   const counters = new Float64Array(init.shared.counters);
   const flags = new Int32Array(init.shared.flags);
   counters[C_EXECUTED] = executed;
@@ -150,6 +155,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
       }
       if (p !== bytes.length) throw new Error(`apply stage: decree ${decree} has trailing bytes`);
       executed = decree;
+      bytesSinceCheckpoint += bytes.length;
       lastBallot = dv.getFloat64(RECORD_BALLOT_AT, true);
       return;
     }
@@ -159,6 +165,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     if (rec.value.kind === 'config') sm.notifyConfigurationChanged?.(rec.value.members);
     else assert(rec.value.kind === 'noop', 'apply stage: a batch record not walked in place');
     executed = rec.decree;
+    bytesSinceCheckpoint += bytes.length;
     lastBallot = rec.ballot;
   };
 
@@ -178,22 +185,49 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     }
   };
 
-  let forceCheckpoint = false;
-  const maybeCheckpoint = (): void => {
-    if (!sm.saveState) return;
-    if (!forceCheckpoint && (o.checkpointEveryDecrees === 0 || executed - lastCheckpoint < o.checkpointEveryDecrees)) return;
-    const save = sm.saveState.bind(sm);
-    writeCheckpoint(fs, ckptDir, {
-      decree: executed, ballot: lastBallot, configNumber: 1, members: smInit.members,
-    }, (writer) => save(writer));
+  const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept) : null;
+  /** The checkpoint being written, if any (one at a time). */
+  let writing: Promise<number> | null = null;
+  const checkpointDue = (): boolean =>
+    (o.checkpointEveryBytes > 0 && bytesSinceCheckpoint >= checkpointBytes) ||
+    (o.checkpointEveryDecrees > 0 && executed - lastCheckpoint >= o.checkpointEveryDecrees);
+  /**
+   * Captures the state after `executed` (saveState into memory, on this thread) and has the
+   * writer thread make it a durable checkpoint; resolves with its decree once it is. On failure
+   * (disk full, say) the next one comes an interval later: the log still holds everything after
+   * the last checkpoint written.
+   */
+  const startCheckpoint = (): Promise<number> => {
+    const meta = { decree: executed, ballot: lastBallot, configNumber: 1, members: smInit.members };
     lastCheckpoint = executed;
-    counters[C_CHECKPOINTS]!++;
-    counters[C_CHECKPOINT_DECREE] = executed;
-    const all = listCheckpoints(fs, ckptDir);
-    const drop = Math.max(0, all.length - o.checkpointsKept);
-    for (const old of all.slice(0, drop)) rmSync(old.path, { force: true });
-    // The log stage retires segments only below the oldest checkpoint kept (a fallback target).
-    counters[C_OLDEST_CHECKPOINT] = all[drop]?.decree ?? 0;
+    bytesSinceCheckpoint = 0;
+    checkpointBytes = drawCheckpointBytes();
+    const capture = new StateBuffer();
+    try {
+      sm.saveState!(capture);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const done = writer!.write(meta, capture.take()).then((w) => {
+      counters[C_CHECKPOINTS]!++;
+      counters[C_CHECKPOINT_DECREE] = w.decree;
+      // The log stage retires segments only below the oldest checkpoint kept (a fallback target).
+      counters[C_OLDEST_CHECKPOINT] = w.oldestKept;
+      return w.decree;
+    }).finally(() => {
+      if (writing === done) writing = null;
+    });
+    writing = done;
+    return done;
+  };
+  const maybeCheckpoint = (): void => {
+    if (writer === null || writing !== null || !checkpointDue()) return;
+    startCheckpoint().catch((e: unknown) => port.postMessage({ type: 'logError', error: errorShape(e) }));
+  };
+  /** checkpointNow: after the one in flight (if any), a new one of the state as it is then. */
+  const checkpointNow = async (): Promise<number> => {
+    while (writing !== null) await writing.catch(() => undefined);
+    return startCheckpoint();
   };
 
   // RSL's canBecomePrimary / acceptMessageFrom run here, with the state machine; the consensus
@@ -221,16 +255,10 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
         port.postMessage({ type: 'checkpointed', id: msg.id, error: { code: 'PAXLINE_STATE_MACHINE', message: 'the state machine has no saveState' } });
         return;
       }
-      try {
-        lastCheckpoint = -Infinity;
-        forceCheckpoint = true;
-        maybeCheckpoint();
-        port.postMessage({ type: 'checkpointed', id: msg.id, decree: executed });
-      } catch (e) {
-        port.postMessage({ type: 'checkpointed', id: msg.id, error: errorShape(e) });
-      } finally {
-        forceCheckpoint = false;
-      }
+      checkpointNow().then(
+        (decree) => port.postMessage({ type: 'checkpointed', id: msg.id, decree }),
+        (e: unknown) => port.postMessage({ type: 'checkpointed', id: msg.id, error: errorShape(e) }),
+      );
     } else if (msg.type === 'close') {
       stopping = true;
     }
@@ -250,14 +278,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
         counters[C_EXECUTED] = executed;
         counters[C_COMMANDS_EXECUTED] = commands;
         serveReads();
-        try {
-          maybeCheckpoint();
-        } catch (e) {
-          // A checkpoint that cannot be written (disk full) is retried an interval later; the
-          // replica keeps executing (its log still holds everything after the last checkpoint).
-          lastCheckpoint = executed;
-          port.postMessage({ type: 'logError', error: errorShape(e) });
-        }
+        maybeCheckpoint();
       }
       flush();
       if (overflow.length > 0) await completions.waitForRoomAsync(1024, 10);
@@ -265,11 +286,15 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
       else await new Promise((r) => setImmediate(r)); // let reads and control messages in
     }
   } catch (e) {
+    await writer?.close();
     port.postMessage({ type: 'failed', error: errorShape(e) });
     return;
   }
   if (policyTimer) clearInterval(policyTimer);
   clearInterval(heapTimer);
+  // A checkpoint being written is finished (it is a few fsyncs), not abandoned half-way.
+  if (writing !== null) await (writing as Promise<number>).catch(() => undefined);
+  await writer?.close();
   sm.shutDown?.();
   port.postMessage({ type: 'closed', executed });
 }

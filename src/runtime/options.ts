@@ -52,7 +52,13 @@ export interface ReplicaOptions {
    * lagging peers from the log on disk. Default 1024.
    */
   readonly retainDecrees?: number;
-  /** Take a checkpoint every this many executed decrees (0 = never). Default 10000. */
+  /**
+   * Take a checkpoint once this many bytes of decrees (log records) have executed since the last
+   * one, drawn anew each time within ±20 % so replicas do not checkpoint together (RSL: every
+   * 100 MB of log). 0 = never by bytes. Default 100 MiB.
+   */
+  readonly checkpointEveryBytes?: number;
+  /** Also take a checkpoint every this many executed decrees (0 = never by count). Default 0. */
   readonly checkpointEveryDecrees?: number;
   /** Checkpoints kept. Default 2. */
   readonly checkpointsKept?: number;
@@ -81,6 +87,7 @@ export interface ResolvedReplicaOptions {
   readonly batchBytesMax: number;
   readonly inflightMax: number;
   readonly retainDecrees: number;
+  readonly checkpointEveryBytes: number;
   readonly checkpointEveryDecrees: number;
   readonly checkpointsKept: number;
   readonly ringBytes: number;
@@ -158,7 +165,8 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     batchBytesMax,
     inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
     retainDecrees: int('retainDecrees', o.retainDecrees ?? 1024, 1),
-    checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 10_000, 0),
+    checkpointEveryBytes: int('checkpointEveryBytes', o.checkpointEveryBytes ?? 100 * 1024 * 1024, 0),
+    checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 0, 0),
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
     ringBytes,
     segmentBytes,
