@@ -7,6 +7,12 @@
  * then publish the durable record seq on the durable ring. Between groups it answers catch-up
  * reads of decrees the core compacted from memory (a lagging peer is served from the log).
  *
+ * Commit records alone do not start an fdatasync: nobody waits for one (it only moves the
+ * durable commit point the retention floor is computed from, and a commit lost in a crash is
+ * learned again from the peers). They ride in the next group that holds a promise, accept or
+ * learned record, or are synced on their own once COMMIT_SYNC_MS has passed. At low load this
+ * saves the second fdatasync per decree, and an accept no longer queues behind a commit's.
+ *
  * Failure handling (storage issue): a failed write or fdatasync stops acknowledging. The stage
  * retries with backoff through recoverAfterFailure(), which rewrites every unacknowledged record
  * into a fresh segment — it never retries an fdatasync and trusts the page cache.
@@ -58,6 +64,8 @@ export interface LogRecovered {
 export const PERSIST_MARK_REPAIRED = 0;
 
 const WAIT_MS = 50;
+/** How long appended commit records may wait for a group that needs an fdatasync anyway. */
+const COMMIT_SYNC_MS = 20;
 const GROUP_RECORDS_MAX = 8192;
 const RETENTION_EVERY_MS = 1000;
 
@@ -172,6 +180,10 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   let markRepairedPending = false;
   let promiseToMirror = meta.current.promisedBallot;
   let bytes = 0;
+  /** A record someone waits on (promise, accept, learned) was appended since the last sync. */
+  let syncWanted = false;
+  /** When the commit records appended since the last sync started waiting (-1: none waits). */
+  let commitsWaitingSince = -1;
 
   const onRecord = (m: Uint8Array): void => {
     const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
@@ -181,6 +193,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       markRepairedPending = true;
       return;
     }
+    if (type !== STORED_COMMIT) syncWanted = true;
     if (type === STORED_PROMISE) {
       const ballot = v.getFloat64(9, true);
       log.append(type, 0, ballot, EMPTY);
@@ -227,7 +240,9 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
 
   let backoffMs = 10;
   while (Atomics.load(flags, F_STOP) === 0) {
-    bell.waitSync(hasWork, WAIT_MS);
+    const waitMs = commitsWaitingSince < 0 ? WAIT_MS
+      : Math.max(0, COMMIT_SYNC_MS - (performance.now() - commitsWaitingSince));
+    bell.waitSync(hasWork, waitMs);
     persist.drain(onRecord, GROUP_RECORDS_MAX);
     logReads.drain(onLogRead);
     if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) {
@@ -236,6 +251,14 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       continue;
     }
     counters[C_APPENDED_SEQ] = lastSeq;
+    if (!syncWanted && !markRepairedPending && log.failed === null) {
+      // Only commit records since the last sync: let them wait for a group that syncs anyway.
+      const now = performance.now();
+      if (commitsWaitingSince < 0) commitsWaitingSince = now;
+      if (now - commitsWaitingSince < COMMIT_SYNC_MS) continue;
+    }
+    syncWanted = false;
+    commitsWaitingSince = -1;
     const t0 = performance.now();
     try {
       if (log.failed === null) log.sync();
