@@ -148,3 +148,39 @@ test('a single replica elects itself, commits and executes in order', () => {
   assert.deepEqual(executed, ['a', 'b', 'c']);
   assert.equal(r.status().committed, 3);
 });
+
+test('enqueue + proposeQueued cut one batch where propose cuts a decree per command', () => {
+  const run = (useEnqueue: boolean): { decrees: number; commands: string[] } => {
+    const r = new Replica({ replicaId: 0, members: [0], random: () => 0, verify: true, catchUpBeforePrepare: false });
+    const executed: string[] = [];
+    let decrees = 0;
+    const dec = new TextDecoder();
+    const pump = (): void => {
+      for (let i = 0; i < 10; i++) {
+        const ready = r.takeReady();
+        for (const e of ready.execute) {
+          if (e.value.kind !== 'batch') continue;
+          decrees++;
+          executed.push(...e.value.commands.map((c) => dec.decode(c)));
+        }
+        const last = ready.persist.at(-1);
+        if (!last) return;
+        r.persisted(last.seq);
+      }
+    };
+    for (let t = 0; t < 12 && r.status().role !== 'primary'; t++) {
+      r.tick();
+      pump();
+    }
+    assert.equal(r.status().role, 'primary');
+    for (const c of ['a', 'b', 'c', 'd']) {
+      const res = useEnqueue ? r.enqueue(new TextEncoder().encode(c)) : r.propose(new TextEncoder().encode(c));
+      assert.deepEqual(res, { ok: true });
+    }
+    if (useEnqueue) r.proposeQueued();
+    pump();
+    return { decrees, commands: executed };
+  };
+  assert.deepEqual(run(false), { decrees: 4, commands: ['a', 'b', 'c', 'd'] });
+  assert.deepEqual(run(true), { decrees: 1, commands: ['a', 'b', 'c', 'd'] });
+});

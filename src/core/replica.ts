@@ -248,7 +248,19 @@ export class Replica {
 
   // ─── inputs ────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Queues a command and cuts decrees at once while the pipeline has room — so each of a run of
+   * proposals made one after another may become a decree of its own. A caller holding several
+   * commands at once uses enqueue() for each, then proposeQueued(): one batch for all of them.
+   */
   propose(command: Uint8Array): ProposeResult {
+    const r = this.enqueue(command);
+    if (r.ok) this.afterInput();
+    return r;
+  }
+
+  /** Queues a command (same checks and answers as propose) without cutting a decree yet. */
+  enqueue(command: Uint8Array): ProposeResult {
     const l = this.leader;
     if (this.role !== 'primary' || !l) {
       // A new primary still re-proposing its phase-1 range will serve soon: point at itself.
@@ -259,8 +271,12 @@ export class Replica {
       return { ok: false, reason: 'busy', primaryHint: this.id };
     }
     l.queue.push(command);
-    this.afterInput();
     return { ok: true };
+  }
+
+  /** Cuts what enqueue() queued into decrees, as far as the pipeline allows (an input, like propose). */
+  proposeQueued(): void {
+    this.afterInput();
   }
 
   receive(m: Message): void {

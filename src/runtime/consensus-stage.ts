@@ -230,6 +230,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     const notPrimary: Uint8Array[] = [];
     const busy: Uint8Array[] = [];
     let hint = -1;
+    let queued = 0;
     // One copy of everything drained, commands handed to the core as views of it (the ring's
     // slots are reused once drain returns): one allocation per drain, not per command.
     const batch = new Uint8Array(proposals.pendingBytes);
@@ -243,12 +244,18 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       } else {
         command = bytes.slice(); // published after pendingBytes was read
       }
-      const res = core.propose(command);
-      if (!res.ok) {
+      // Queued, not proposed one by one: a decree per command while the pipeline has room
+      // would split this drain into many small decrees (each costs its round of messages,
+      // fsyncs and thread wake-ups); proposeQueued() below cuts them as one batch.
+      const res = core.enqueue(command);
+      if (res.ok) {
+        queued++;
+      } else {
         hint = res.primaryHint;
         (res.reason === 'busy' ? busy : notPrimary).push(command);
       }
     });
+    if (queued > 0) core.proposeQueued();
     if (notPrimary.length > 0) reject('notPrimary', notPrimary, hint);
     if (busy.length > 0) reject('busy', busy, self);
     // Durable positions.
