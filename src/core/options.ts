@@ -40,7 +40,9 @@ export interface CoreOptions {
   /**
    * Committed decrees kept in memory below the commit point (for catch-up of slightly lagging
    * peers). Older ones are compacted: served from the log on disk (Ready.readLog), and reported
-   * in phase 1 as compacted. Bounds the core's memory.
+   * in phase 1 as compacted. Bounds the core's memory. Default 128: a decree may hold up to
+   * batchCountMax commands, and every retained command is an object the garbage collector copies
+   * or marks (1024 full decrees measured +25–35 % on the p99 latency at 4,096 in flight).
    */
   readonly retainDecrees?: number;
   /** Entries per PrepareAccepted chunk / FetchReply (the message size bound). */
@@ -93,7 +95,7 @@ const DEFAULTS = {
   batchBytesMax: 64 * 1024,
   proposalQueueMax: 65536,
   messageEntriesMax: 64,
-  retainDecrees: 1024,
+  retainDecrees: 128,
   catchUpBeforePrepare: true,
   preVote: true,
   catchUpTicksMax: 6,

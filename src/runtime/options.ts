@@ -49,7 +49,7 @@ export interface ReplicaOptions {
   readonly inflightMax?: number;
   /**
    * Committed decrees the core keeps in memory below the commit point; older ones are served to
-   * lagging peers from the log on disk. Default 1024.
+   * lagging peers from the log on disk. Default 128 (each may hold up to batchCountMax commands).
    */
   readonly retainDecrees?: number;
   /**
@@ -164,7 +164,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     batchCountMax: int('batchCountMax', o.batchCountMax ?? 1024, 1, 1 << 20),
     batchBytesMax,
     inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
-    retainDecrees: int('retainDecrees', o.retainDecrees ?? 1024, 1),
+    retainDecrees: int('retainDecrees', o.retainDecrees ?? 128, 1),
     checkpointEveryBytes: int('checkpointEveryBytes', o.checkpointEveryBytes ?? 100 * 1024 * 1024, 0),
     checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 0, 0),
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
