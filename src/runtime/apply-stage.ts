@@ -188,6 +188,9 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept) : null;
   /** The checkpoint being written, if any (one at a time). */
   let writing: Promise<number> | null = null;
+  /** Set once the stage stops or fails: no checkpoint is captured after that (the state may be
+   *  half-way through a decree that threw, and a new write would outlive the writer's close). */
+  let noMoreCheckpoints = false;
   const checkpointDue = (): boolean =>
     (o.checkpointEveryBytes > 0 && bytesSinceCheckpoint >= checkpointBytes) ||
     (o.checkpointEveryDecrees > 0 && executed - lastCheckpoint >= o.checkpointEveryDecrees);
@@ -198,6 +201,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
    * the last checkpoint written.
    */
   const startCheckpoint = (): Promise<number> => {
+    if (noMoreCheckpoints) return Promise.reject(new PaxlineError('PAXLINE_SHUTTING_DOWN', 'the apply stage is stopping'));
     const meta = { decree: executed, ballot: lastBallot, configNumber: 1, members: smInit.members };
     lastCheckpoint = executed;
     bytesSinceCheckpoint = 0;
@@ -222,7 +226,9 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   };
   const maybeCheckpoint = (): void => {
     if (writer === null || writing !== null || !checkpointDue()) return;
-    startCheckpoint().catch((e: unknown) => port.postMessage({ type: 'logError', error: errorShape(e) }));
+    startCheckpoint().catch((e: unknown) => {
+      if (!noMoreCheckpoints) port.postMessage({ type: 'logError', error: errorShape(e) });
+    });
   };
   /** checkpointNow: after the one in flight (if any), a new one of the state as it is then. */
   const checkpointNow = async (): Promise<number> => {
@@ -286,14 +292,17 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
       else await new Promise((r) => setImmediate(r)); // let reads and control messages in
     }
   } catch (e) {
+    noMoreCheckpoints = true; // before the close: a waiting checkpointNow must not capture this state
     await writer?.close();
     port.postMessage({ type: 'failed', error: errorShape(e) });
     return;
   }
   if (policyTimer) clearInterval(policyTimer);
   clearInterval(heapTimer);
-  // A checkpoint being written is finished (it is a few fsyncs), not abandoned half-way.
-  if (writing !== null) await (writing as Promise<number>).catch(() => undefined);
+  // A checkpoint being written is finished (it is a few fsyncs), not abandoned half-way; none
+  // starts after this point (a waiting checkpointNow is refused).
+  noMoreCheckpoints = true;
+  while (writing !== null) await (writing as Promise<number>).catch(() => undefined);
   await writer?.close();
   sm.shutDown?.();
   port.postMessage({ type: 'closed', executed });
