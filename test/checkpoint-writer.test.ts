@@ -108,13 +108,15 @@ test('a checkpoint the writer thread cannot write rejects with a coded error; th
   }
 });
 
-test('runtime: checkpointEveryBytes takes checkpoints by bytes of log; a restart loads the newest', async () => {
+/** Options of a one-member replica set on a free port, data under `base/name`. */
+async function singleMember(name: string, more: Partial<ReplicaOptions>): Promise<ReplicaOptions> {
   const [port] = await freePorts(1);
   const members = [{ id: 1, host: '127.0.0.1', port: port! }];
-  const o: ReplicaOptions = {
-    clusterId: 'bytes', replicaId: 1, members, dataDir: join(base, 'bytes'), init: true, stateMachine: machine,
-    checkpointEveryBytes: 16 * 1024, checkpointEveryDecrees: 0, checkpointsKept: 2,
-  };
+  return { clusterId: name, replicaId: 1, members, dataDir: join(base, name), init: true, stateMachine: machine, ...more };
+}
+
+test('runtime: checkpointEveryBytes takes checkpoints by bytes of log; a restart loads the newest', async () => {
+  const o = await singleMember('bytes', { checkpointEveryBytes: 16 * 1024, checkpointEveryDecrees: 0, checkpointsKept: 2 });
   await assert.rejects(createReplica({ ...o, checkpointEveryBytes: -1 }),
     (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'checkpointEveryBytes');
   let r: PaxlineReplica = await createReplica(o);
@@ -154,13 +156,9 @@ test('runtime: checkpointEveryBytes takes checkpoints by bytes of log; a restart
 });
 
 test('runtime: close() while checkpoints are being written and asked for leaves no temp file; every call settles', async () => {
-  const [port] = await freePorts(1);
-  const members = [{ id: 1, host: '127.0.0.1', port: port! }];
   // The KV machine with ~16 MiB of values: each checkpoint takes long enough to write that
   // close() arrives while one is in flight and others wait behind it.
-  const o: ReplicaOptions = {
-    clusterId: 'closing', replicaId: 1, members, dataDir: join(base, 'closing'), init: true, stateMachine: KV_MACHINE_PATH,
-  };
+  const o = await singleMember('closing', { stateMachine: KV_MACHINE_PATH });
   const r = await createReplica(o);
   await eventually('replica 1 is primary', () => r.role === 'primary');
   const value = 'v'.repeat(8000);

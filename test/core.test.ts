@@ -123,15 +123,22 @@ test('malformed or impossible messages are rejected and counted, never trusted',
   assert.equal(ready.send.length + ready.persist.length, 0);
 });
 
-test('a single replica elects itself, commits and executes in order', () => {
+/**
+ * A one-member replica driven by hand to primary: `pump` persists whatever it asks and collects
+ * what it executes (the commands of every batch decree, and how many such decrees there were).
+ */
+function singlePrimary(): { r: Replica; pump: () => void; executed: string[]; decrees: () => number } {
   const r = new Replica({ replicaId: 0, members: [0], random: () => 0, verify: true, catchUpBeforePrepare: false });
   const executed: string[] = [];
+  let decrees = 0;
   const dec = new TextDecoder();
   const pump = (): void => {
     for (let i = 0; i < 10; i++) {
       const ready = r.takeReady();
       for (const e of ready.execute) {
-        if (e.value.kind === 'batch') executed.push(...e.value.commands.map((c) => dec.decode(c)));
+        if (e.value.kind !== 'batch') continue;
+        decrees++;
+        executed.push(...e.value.commands.map((c) => dec.decode(c)));
       }
       const last = ready.persist.at(-1);
       if (!last) return;
@@ -143,6 +150,11 @@ test('a single replica elects itself, commits and executes in order', () => {
     pump();
   }
   assert.equal(r.status().role, 'primary');
+  return { r, pump, executed, decrees: () => decrees };
+}
+
+test('a single replica elects itself, commits and executes in order', () => {
+  const { r, pump, executed } = singlePrimary();
   for (const c of ['a', 'b', 'c']) assert.deepEqual(r.propose(new TextEncoder().encode(c)), { ok: true });
   pump();
   assert.deepEqual(executed, ['a', 'b', 'c']);
@@ -151,35 +163,14 @@ test('a single replica elects itself, commits and executes in order', () => {
 
 test('enqueue + proposeQueued cut one batch where propose cuts a decree per command', () => {
   const run = (useEnqueue: boolean): { decrees: number; commands: string[] } => {
-    const r = new Replica({ replicaId: 0, members: [0], random: () => 0, verify: true, catchUpBeforePrepare: false });
-    const executed: string[] = [];
-    let decrees = 0;
-    const dec = new TextDecoder();
-    const pump = (): void => {
-      for (let i = 0; i < 10; i++) {
-        const ready = r.takeReady();
-        for (const e of ready.execute) {
-          if (e.value.kind !== 'batch') continue;
-          decrees++;
-          executed.push(...e.value.commands.map((c) => dec.decode(c)));
-        }
-        const last = ready.persist.at(-1);
-        if (!last) return;
-        r.persisted(last.seq);
-      }
-    };
-    for (let t = 0; t < 12 && r.status().role !== 'primary'; t++) {
-      r.tick();
-      pump();
-    }
-    assert.equal(r.status().role, 'primary');
+    const { r, pump, executed, decrees } = singlePrimary();
     for (const c of ['a', 'b', 'c', 'd']) {
       const res = useEnqueue ? r.enqueue(new TextEncoder().encode(c)) : r.propose(new TextEncoder().encode(c));
       assert.deepEqual(res, { ok: true });
     }
     if (useEnqueue) r.proposeQueued();
     pump();
-    return { decrees, commands: executed };
+    return { decrees: decrees(), commands: executed };
   };
   assert.deepEqual(run(false), { decrees: 4, commands: ['a', 'b', 'c', 'd'] });
   assert.deepEqual(run(true), { decrees: 1, commands: ['a', 'b', 'c', 'd'] });

@@ -230,9 +230,13 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
       if (!noMoreCheckpoints) port.postMessage({ type: 'logError', error: errorShape(e) });
     });
   };
+  /** Resolves once no checkpoint is being written (whatever became of the last one). */
+  const writesSettled = async (): Promise<void> => {
+    while (writing !== null) await writing.catch(() => undefined);
+  };
   /** checkpointNow: after the one in flight (if any), a new one of the state as it is then. */
   const checkpointNow = async (): Promise<number> => {
-    while (writing !== null) await writing.catch(() => undefined);
+    await writesSettled();
     return startCheckpoint();
   };
 
@@ -302,7 +306,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   // A checkpoint being written is finished (it is a few fsyncs), not abandoned half-way; none
   // starts after this point (a waiting checkpointNow is refused).
   noMoreCheckpoints = true;
-  while (writing !== null) await (writing as Promise<number>).catch(() => undefined);
+  await writesSettled();
   await writer?.close();
   sm.shutDown?.();
   port.postMessage({ type: 'closed', executed });

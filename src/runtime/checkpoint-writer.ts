@@ -45,7 +45,7 @@ export class StateBuffer {
         this.used = 0;
       }
       const n = Math.min(bytes.length - from, this.current.length - this.used);
-      this.current.set(from === 0 && n === bytes.length ? bytes : bytes.subarray(from, from + n), this.used);
+      this.current.set(bytes.subarray(from, from + n), this.used);
       this.used += n;
       from += n;
     }
