@@ -56,6 +56,24 @@ test('ring: a full ring refuses a push and accepts it after a drain', () => {
   assert.ok(p.tryPush(msg));
 });
 
+test('ring: publish(false) makes messages visible without ringing the doorbell', () => {
+  const buf = createRingBuffer(256);
+  const bellBuf = createDoorbell();
+  const rings = new Int32Array(bellBuf, 0, 1); // doorbell slot 0: RINGS, bumped by every ring()
+  const p = new RingProducer(buf, new Doorbell(bellBuf));
+  const c = new RingConsumer(buf);
+  assert.ok(p.tryPush(new Uint8Array([1, 2, 3])));
+  p.publish(false);
+  assert.ok(!c.isEmpty(), 'the message is visible');
+  assert.equal(Atomics.load(rings, 0), 0, 'not rung');
+  assert.ok(p.tryPush(new Uint8Array([4])));
+  p.publish();
+  assert.equal(Atomics.load(rings, 0), 1, 'a waking publish rings');
+  const got: number[][] = [];
+  c.drain((m) => got.push([...m]));
+  assert.deepEqual(got, [[1, 2, 3], [4]]);
+});
+
 test('ring: two threads, every byte checked, no lost wake-ups', async () => {
   const count = 200_000;
   const buf = createRingBuffer(1 << 14);

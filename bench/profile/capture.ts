@@ -41,6 +41,7 @@ export const TOOLS: readonly Tool[] = ['cpu', '0x', 'doctor', 'flame'];
 export interface CaptureOptions {
   readonly commandBytes: number;
   readonly inflight: number;
+  readonly rateOpsPerSec: number | null;
   readonly warmupS: number;
   readonly captureS: number;
   /** Parent of the temporary data folder (a real disk, not tmpfs). */
@@ -122,7 +123,7 @@ export async function capture(tool: Tool, o: CaptureOptions, dir: string, log: (
   const reportPath = join(dir, 'primary-report.json');
   const config: PrimaryConfig = {
     start: { clusterId: 'paxline-profile', replicaId: PRIMARY_ID, members, dataDir: join(base, 'r1'), tuning: { inflightMax } },
-    commandBytes: o.commandBytes, inflight: o.inflight, warmupS: o.warmupS, captureS: o.captureS,
+    commandBytes: o.commandBytes, inflight: o.inflight, rateOpsPerSec: o.rateOpsPerSec, warmupS: o.warmupS, captureS: o.captureS,
     reportPath, electionTimeoutMs: START_TIMEOUT_MS,
   };
   writeFileSync(configPath, JSON.stringify(config, null, 2));

@@ -28,6 +28,8 @@ export interface PrimaryConfig {
   readonly start: Omit<ReplicaStartArg, 'clientHost' | 'clientPort' | 'clientAddresses'>;
   readonly commandBytes: number;
   readonly inflight: number;
+  /** Open loop at this many ops/s (inflight caps what is outstanding); null: closed loop. */
+  readonly rateOpsPerSec: number | null;
   readonly warmupS: number;
   readonly captureS: number;
   /** Where the report (PrimaryReport, JSON) is written. */
@@ -85,7 +87,7 @@ function hideWorkerIsolateLogs(): void {
 }
 
 function startLoad(r: PaxlineReplica, c: PrimaryConfig): LoadDriver {
-  const driver = new LoadDriver({ inflight: c.inflight, rateOpsPerSec: null }, embeddedPuts((cmd) => r.replicate(cmd), c.inflight, c.commandBytes));
+  const driver = new LoadDriver({ inflight: c.inflight, rateOpsPerSec: c.rateOpsPerSec }, embeddedPuts((cmd) => r.replicate(cmd), c.inflight, c.commandBytes));
   driver.start();
   return driver;
 }

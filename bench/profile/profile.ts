@@ -10,6 +10,7 @@
  *   flame   clinic flame of the primary (0x underneath: main thread only)
  *
  * Flags: --tools cpu,0x,doctor,flame (default all) --command-bytes N (16) --inflight N (4096)
+ *        --rate R (open loop at R ops/s, --inflight capping what is outstanding; default closed loop)
  *        --warmup S (5) --capture S (15) --dir D (data parent, default os.tmpdir(); a real disk)
  *        --out D (default profiles/raw/<timestamp>) --top N (15)
  *        --summarize D: only print (and save) the summary of an existing capture's cpu/ folder.
@@ -48,22 +49,24 @@ function summarize(cpuDir: string, outFile: string, topN: number, flamegraphs: b
 }
 
 function parse(argv: readonly string[]): {
-  tools: Tool[]; commandBytes: number; inflight: number; warmupS: number; captureS: number; dataParent: string;
+  tools: Tool[]; commandBytes: number; inflight: number; rateOpsPerSec: number | null; warmupS: number; captureS: number; dataParent: string;
   out: string; topN: number; summarizeOnly: string | null;
 } {
   const f = parseFlags(argv, {
     tools: 'string', 'command-bytes': 'number', inflight: 'number', warmup: 'number', capture: 'number',
-    dir: 'string', out: 'string', top: 'number', summarize: 'string',
+    dir: 'string', out: 'string', top: 'number', summarize: 'string', rate: 'number',
   });
   const tools = (f.tools ?? TOOLS.join(',')).split(',').map((t) => t.trim()).filter((t) => t !== '');
   for (const t of tools) if (!(TOOLS as readonly string[]).includes(t)) throw new UsageError(`--tools: unknown tool '${t}' (cpu, 0x, doctor, flame)`);
   const inflight = f.inflight ?? 4096;
   if (!Number.isSafeInteger(inflight) || inflight < 1 || inflight > SLOTS_MAX) throw new UsageError(`--inflight must be an integer in [1, ${SLOTS_MAX}]`);
+  const rateOpsPerSec = f.rate ?? null;
+  if (rateOpsPerSec !== null && !(rateOpsPerSec > 0)) throw new UsageError('--rate must be > 0 ops/s');
   const warmupS = f.warmup ?? 5;
   const captureS = f.capture ?? 15;
   if (!(warmupS >= 0) || !(captureS > 0)) throw new UsageError('--warmup must be ≥ 0 and --capture > 0 seconds');
   return {
-    tools: tools as Tool[], commandBytes: f['command-bytes'] ?? 16, inflight, warmupS, captureS,
+    tools: tools as Tool[], commandBytes: f['command-bytes'] ?? 16, inflight, rateOpsPerSec, warmupS, captureS,
     dataParent: f.dir ?? tmpdir(), out: resolve(f.out ?? join(REPO, 'profiles', 'raw', timestamp())),
     topN: f.top ?? 15, summarizeOnly: f.summarize ?? null,
   };
@@ -86,7 +89,7 @@ async function main(argv: readonly string[]): Promise<number> {
   log(`output in ${o.out}`);
   const results: CaptureResult[] = [];
   for (const tool of o.tools) {
-    const r = await capture(tool, { commandBytes: o.commandBytes, inflight: o.inflight, warmupS: o.warmupS, captureS: o.captureS, dataParent: o.dataParent }, join(o.out, tool), log);
+    const r = await capture(tool, { commandBytes: o.commandBytes, inflight: o.inflight, rateOpsPerSec: o.rateOpsPerSec, warmupS: o.warmupS, captureS: o.captureS, dataParent: o.dataParent }, join(o.out, tool), log);
     log(describe(r));
     results.push(r);
     if (wasInterrupted()) {

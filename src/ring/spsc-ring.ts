@@ -143,11 +143,16 @@ export class RingProducer extends RingSide {
     return this.view;
   }
 
-  /** Makes pushed messages visible and wakes the consumer if it sleeps (no-op if none). */
-  publish(): void {
+  /**
+   * Makes pushed messages visible and wakes the consumer if it sleeps (no-op if none). With
+   * `wake` false nothing is woken: for messages no one waits on, which the consumer picks up on
+   * its next wake-up or wait timeout (the log stage's commit records).
+   */
+  publish(wake = true): void {
     if (this.head === this.published) return; // nothing new: no store, no notify, no doorbell
     this.published = this.head;
     Atomics.store(this.ctl, HEAD, this.head | 0);
+    if (!wake) return;
     if (Atomics.load(this.ctl, CONSUMER_WAITS) === 1) {
       Atomics.add(this.ctl, WAKEUPS, 1);
       Atomics.notify(this.ctl, HEAD);

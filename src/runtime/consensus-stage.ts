@@ -58,10 +58,14 @@ const WAIT_MS = 200;
 
 class Overflowing {
   private readonly queue: Uint8Array[] = [];
+  /** Something pushed since the last waking publish wants its consumer woken. */
+  private wakeWanted = false;
 
   constructor(private readonly ring: RingProducer) {}
 
-  push(bytes: Uint8Array): void {
+  /** `wake` false: a message no one waits on (see RingProducer.publish). */
+  push(bytes: Uint8Array, wake = true): void {
+    this.wakeWanted ||= wake;
     if (this.queue.length > 0 || !this.ring.tryPush(bytes)) this.queue.push(bytes);
   }
 
@@ -70,7 +74,8 @@ class Overflowing {
    * slot when it has room and nothing is queued (no intermediate buffer), else into a fresh
    * buffer kept in order in the queue.
    */
-  pushWith(size: number, write: (out: Uint8Array, dv: DataView, at: number) => void): void {
+  pushWith(size: number, write: (out: Uint8Array, dv: DataView, at: number) => void, wake = true): void {
+    this.wakeWanted ||= wake;
     const at = this.queue.length > 0 ? -1 : this.ring.tryReserve(size);
     if (at >= 0) {
       write(this.ring.bytes, this.ring.dataView, at);
@@ -86,7 +91,8 @@ class Overflowing {
     let i = 0;
     while (i < this.queue.length && this.ring.tryPush(this.queue[i]!)) i++;
     if (i > 0) this.queue.splice(0, i);
-    this.ring.publish();
+    this.ring.publish(this.wakeWanted);
+    if (this.queue.length === 0) this.wakeWanted = false;
     return this.queue.length > 0;
   }
 }
@@ -181,10 +187,13 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   const route = (r: Ready): void => {
     for (const { seq, record } of r.persist) {
       // f64 seq | record, written straight into the persist ring.
+      // A commit record alone does not wake the log stage: it starts no fdatasync (log-stage.ts)
+      // and nobody waits for it, so it goes with the next record that does, or the stage's
+      // wait timeout — one wake-up per decree fewer on every replica.
       persist.pushWith(8 + recordBytes(record), (out, dv, at) => {
         dv.setFloat64(at, seq, true);
         encodeRecordInto(record, out, dv, at + 8);
-      });
+      }, record.type !== 'commit');
     }
     const repairing = core.needsRepair();
     if (wasRepairing && !repairing) {

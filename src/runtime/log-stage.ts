@@ -11,7 +11,9 @@
  * durable commit point the retention floor is computed from, and a commit lost in a crash is
  * learned again from the peers). They ride in the next group that holds a promise, accept or
  * learned record, or are synced on their own once COMMIT_SYNC_MS has passed. At low load this
- * saves the second fdatasync per decree, and an accept no longer queues behind a commit's.
+ * saves the second fdatasync per decree, and an accept no longer queues behind a commit's. The
+ * consensus stage publishes them without ringing this stage's doorbell either: they are read at
+ * the next wake-up, or within WAIT_MS when nothing else comes.
  *
  * Failure handling (storage issue): a failed write or fdatasync stops acknowledging. The stage
  * retries with backoff through recoverAfterFailure(), which rewrites every unacknowledged record
