@@ -14,7 +14,7 @@
  * exit 1 also when the memory check fails.
  */
 import { BenchError, runClusterBench, type BenchPoint, type Progress } from '../../bench/cluster/cluster-bench.js';
-import { formatSoak, runSoak } from '../../bench/cluster/soak.js';
+import { SOAK_WARMUP_S_DEFAULT, formatSoak, runSoak } from '../../bench/cluster/soak.js';
 import { UsageError, parseFlags } from './flags.js';
 
 export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 replica processes, fdatasync on, KV puts
@@ -23,7 +23,7 @@ export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 
               --warmup S (default 10)  --rate R (open loop, R ops/s)  --dir D  --json
               --pipeline-depth N  --batch-count-max N  --batch-bytes-max N
               --soak S --rate R: memory soak for S s (RSS per replica every --sample-every S,
-              default 5; --segment-bytes N, --checkpoint-every N decrees)`;
+              default 5; --segment-bytes N, --checkpoint-every N decrees; warm-up default 120)`;
 
 /** Renders progress on stderr: a redrawn bar on a terminal, otherwise a line every 5 s. */
 export function progressPrinter(label: string): (p: Progress) => void {
@@ -62,7 +62,7 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
     load,
     inflight: f.inflight ?? 1024,
     durationS: f.soak ?? f.duration ?? 30,
-    warmupS: f.warmup ?? 10,
+    warmupS: f.warmup ?? (f.soak !== undefined ? SOAK_WARMUP_S_DEFAULT : 10),
     ...(f['command-bytes'] !== undefined ? { commandBytes: f['command-bytes'] } : {}),
     ...(f.rate !== undefined ? { rateOpsPerSec: f.rate } : {}),
     ...(f.dir !== undefined ? { dir: f.dir } : {}),

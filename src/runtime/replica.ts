@@ -16,6 +16,7 @@
  * outstanding calls; PAXLINE_SHUTTING_DOWN once close() started.
  */
 import { EventEmitter } from 'node:events';
+import { getHeapStatistics } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { createDoorbell, Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
@@ -28,7 +29,7 @@ import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
   C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_ERROR, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
-  C_FSYNC_HIST, C_HEAP_APPLY, C_HEAP_CONSENSUS, C_HEAP_LOG, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
+  C_FSYNC_HIST, C_HEAP_APPLY, C_HEAP_CONSENSUS, C_HEAP_LOG, HEAP_PHYSICAL_OFFSET, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
 
@@ -74,6 +75,11 @@ export interface ReplicaStatus {
    * itself (about once a second). RSS covers all of them plus native memory (rings, buffers).
    */
   readonly heapUsedBytes: { readonly main: number; readonly consensus: number; readonly log: number; readonly apply: number };
+  /**
+   * The same heaps' physical size (pages written at least once, so part of RSS), bytes. A young
+   * generation the process's flags fix large reaches RSS page by page as its thread allocates.
+   */
+  readonly heapPhysicalBytes: { readonly main: number; readonly consensus: number; readonly log: number; readonly apply: number };
   /** The consensus stage's own view: core status and stats, transport stats. */
   readonly consensus: unknown;
 }
@@ -303,6 +309,10 @@ export class PaxlineReplica extends EventEmitter {
       messages: { sent: c[C_MESSAGES_SENT]!, received: c[C_MESSAGES_RECEIVED]! },
       outstanding: this.pending.size,
       heapUsedBytes: { main: process.memoryUsage().heapUsed, consensus: c[C_HEAP_CONSENSUS]!, log: c[C_HEAP_LOG]!, apply: c[C_HEAP_APPLY]! },
+      heapPhysicalBytes: {
+        main: getHeapStatistics().total_physical_size, consensus: c[C_HEAP_CONSENSUS + HEAP_PHYSICAL_OFFSET]!,
+        log: c[C_HEAP_LOG + HEAP_PHYSICAL_OFFSET]!, apply: c[C_HEAP_APPLY + HEAP_PHYSICAL_OFFSET]!,
+      },
       consensus,
     };
   }
