@@ -35,6 +35,14 @@ test('paxline bench --json: one embedded point prints one line of the documented
   assert.equal(typeof j.filesystem, 'string');
   assert.ok(Array.isArray(j.maxLagDecrees) && j.maxLagDecrees.length === 3);
   assert.ok(Array.isArray(j.cpuUsPerOp) && j.cpuUsPerOp.length === 3);
+  // Window-only tail diagnostics: each replica synced at least once; a 2 s window has 2–3 seconds.
+  assert.ok(Array.isArray(j.fsyncMaxMs) && j.fsyncMaxMs.length === 3 && j.fsyncMaxMs.every((x) => typeof x === 'number' && x > 0));
+  const perSecond = j.latencyMaxMsPerSecond as number[];
+  assert.ok(Array.isArray(perSecond) && perSecond.length >= 2 && perSecond.length <= 3, JSON.stringify(perSecond));
+  // The histogram's max is exact to its 3 significant figures only.
+  const slowest = Math.max(...perSecond);
+  const maxMs = j.maxMs as number;
+  assert.ok(Math.abs(slowest - maxMs) <= maxMs * 0.002 + 0.002, `slowest second ${slowest} ms, histogram max ${maxMs} ms`);
   assert.equal(j.stateDigestsEqual, true);
   assert.equal(j.elections, 0);
   assert.equal(j.valid, true);

@@ -24,6 +24,9 @@
  *    decrees), commandsPerFsync and fsyncsPerSec (primary), elections (won, all replicas: must
  *    be 0, else the run is marked invalid), and every 500 ms during the window the lag of each
  *    replica (primary committed − its executed; maxLagDecrees is the largest sample).
+ *  - fsyncMaxMs: each replica's slowest fdatasync in the window (the bucket bound of its status
+ *    histogram's growth); latencyMaxMsPerSecond: the slowest counted put completing in each
+ *    second of the window (a tail made of a few stalls shows as a few large entries).
  *  - cpuUsPerOp: process.cpuUsage() delta (user + system, all threads) of each replica process,
  *    then each load generator, over the window ÷ the window's ops.
  * What is NOT measured: the warm-up (replica start, election, the first warmupS seconds); the
@@ -111,6 +114,10 @@ export interface BenchResult {
   commandsPerFsync: number;
   fsyncsPerSec: number;
   fsyncP99Ms: number;
+  /** Each replica's slowest fdatasync in the window, ms (the upper bound of its histogram bucket). */
+  fsyncMaxMs: number[];
+  /** The slowest counted operation completing in each second of the window, ms (all load processes). */
+  latencyMaxMsPerSecond: number[];
   maxLagDecrees: number[];
   elections: number;
   busyRejected: number;
@@ -440,6 +447,19 @@ const round = (x: number, digits: number): number => {
   return Math.round(x * f) / f;
 };
 
+/** Upper bound (ms) of the highest fsync histogram bucket that grew between two snapshots; 0 if none. */
+function slowestBucketMs(before: readonly number[], after: readonly number[]): number {
+  for (let k = after.length - 1; k >= 0; k--) if (after[k]! > (before[k] ?? 0)) return 2 ** (k + 1) / 1000;
+  return 0;
+}
+
+/** Element-wise maximum of arrays of different lengths. */
+function maxPerIndex(xs: readonly (readonly number[])[]): number[] {
+  const out: number[] = [];
+  for (const a of xs) a.forEach((v, i) => { out[i] = Math.max(out[i] ?? 0, v); });
+  return out;
+}
+
 function summarizeRun(d: RunData): BenchResult {
   const p = d.cluster.primary - 1;
   const s0 = d.start.statuses[p]!;
@@ -484,6 +504,8 @@ function summarizeRun(d: RunData): BenchResult {
     commandsPerFsync: fsyncs > 0 ? round(commands / fsyncs, 1) : 0,
     fsyncsPerSec: round(fsyncs / windowS, 1),
     fsyncP99Ms: s1.log.fsyncP99Ms,
+    fsyncMaxMs: d.end.statuses.map((x, i) => slowestBucketMs(d.start.statuses[i]!.log.fsyncHistogram, x.log.fsyncHistogram)),
+    latencyMaxMsPerSecond: maxPerIndex(d.reports.map((r) => r.maxMsPerSecond)),
     maxLagDecrees: d.lag.map((x) => Math.max(0, x)),
     elections,
     busyRejected: d.reports.reduce((s, r) => s + r.busyRejected, 0),

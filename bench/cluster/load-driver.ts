@@ -44,6 +44,11 @@ export interface WindowReport {
   readonly intendedOps: number;
   /** Open loop: the most operations that were due but had no free slot (0 for a closed loop). */
   readonly backlogMax: number;
+  /**
+   * The slowest counted operation completing in each second of the window, ms (index k: the
+   * k-th second). Shows whether a tail comes from a few stalls or from queueing all along.
+   */
+  readonly maxMsPerSecond: number[];
 }
 
 const PUMP_MS = 1;
@@ -64,6 +69,7 @@ export class LoadDriver {
   private sentAtWindowStart = 0;
   private backlogMax = 0;
   private drainWaiters: (() => void)[] = [];
+  private maxMsPerSecond: number[] = [];
 
   constructor(private readonly spec: LoadSpec, private readonly issue: IssueFn) {
     if (!Number.isSafeInteger(spec.inflight) || spec.inflight < 1) throw new Error(`inflight must be an integer ≥ 1, got ${spec.inflight}`);
@@ -89,6 +95,7 @@ export class LoadDriver {
     this.errors = 0;
     this.busy = 0;
     this.backlogMax = 0;
+    this.maxMsPerSecond = [];
     this.sentAtWindowStart = this.dueBy(performance.now());
     this.windowStartMs = performance.now();
     this.counting = true;
@@ -108,6 +115,7 @@ export class LoadDriver {
       firstError: this.firstError,
       intendedOps: this.spec.rateOpsPerSec === null ? 0 : this.dueBy(end) - this.sentAtWindowStart,
       backlogMax: this.backlogMax,
+      maxMsPerSecond: Array.from(this.maxMsPerSecond, (x) => Math.round((x ?? 0) * 1000) / 1000),
     };
   }
 
@@ -142,7 +150,11 @@ export class LoadDriver {
     if (error === null) {
       if (this.counting) {
         this.ops++;
-        recordMs(this.histogram, performance.now() - startMs);
+        const now = performance.now();
+        const ms = now - startMs;
+        recordMs(this.histogram, ms);
+        const k = Math.floor((now - this.windowStartMs) / 1000);
+        if (!(ms <= this.maxMsPerSecond[k]!)) this.maxMsPerSecond[k] = ms;
       }
     } else {
       const code = (error as { code?: unknown }).code;
