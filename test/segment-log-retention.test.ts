@@ -140,6 +140,23 @@ describe('retiring segments of an open log', () => {
     again.log.close();
   });
 
+  test('segmentSummaries: decree ranges per segment, kept across appends, reopen and retirement', () => {
+    const sim = new SimFs();
+    const { log } = writeReproLog(sim); // 8 records of 900 B per 8 KiB segment: 1–8, 9–16, …, 33–40
+    appendGroup(log, [makeRecord(3, 900)]); // decree 3 again (a re-accept), in a later segment
+    const ranges = (l: SegmentLog): number[][] => l.segmentSummaries().map((x) => [x.segment, x.firstDecree, x.lastDecree]);
+    const expected = [[1, 1, 8], [2, 9, 16], [3, 17, 24], [4, 25, 32], [5, 33, 40], [6, 3, 3]];
+    assert.deepEqual(ranges(log), expected);
+    log.close();
+    const opened = SegmentLog.open(sim, DIR, OPTS); // the index rebuilt from the files
+    assert.deepEqual(ranges(opened.log), expected);
+    opened.log.retireSegmentsBelow(4);
+    assert.deepEqual(ranges(opened.log), expected.slice(3), 'retired segments leave no range behind');
+    appendGroup(opened.log, [makeRecord(41, 900)]);
+    assert.deepEqual(ranges(opened.log), [[4, 25, 32], [5, 33, 40], [6, 3, 41]]);
+    opened.log.close();
+  });
+
   test('unlinking behind the log (executeRetention without the log) is what reads as damage', () => {
     const fs = new SimFs();
     const { log } = writeReproLog(fs);

@@ -241,6 +241,8 @@ export class SegmentLog {
   private readonly fds = new Map<number, number>();
   /** decree → packed location (segment · 2^31 + offset), or several for a repeated decree. */
   private readonly index = new Map<number, number | number[]>();
+  /** Lowest and highest decree indexed in each segment, kept with the index (segmentSummaries). */
+  private readonly segmentRanges = new Map<number, { first: number; last: number }>();
   private segment: number;
   private writePos: number;
   private zeroedEnd: number;
@@ -595,20 +597,7 @@ export class SegmentLog {
    */
   segmentSummaries(): SegmentSummary[] {
     this.checkOpen();
-    const ranges = new Map<number, { first: number; last: number }>();
-    const note = (decree: number, loc: number): void => {
-      const n = Math.floor(loc / LOCATION_SEGMENT_FACTOR);
-      const r = ranges.get(n);
-      if (r === undefined) ranges.set(n, { first: decree, last: decree });
-      else {
-        if (decree < r.first) r.first = decree;
-        if (decree > r.last) r.last = decree;
-      }
-    };
-    for (const [decree, entry] of this.index) {
-      if (typeof entry === 'number') note(decree, entry);
-      else for (const loc of entry) note(decree, loc);
-    }
+    const ranges = this.segmentRanges;
     return [...this.fds.keys()]
       .sort((a, b) => a - b)
       .map((n) => {
@@ -751,6 +740,7 @@ export class SegmentLog {
   }
 
   private dropIndexBelow(segment: number): void {
+    for (const n of [...this.segmentRanges.keys()]) if (n < segment) this.segmentRanges.delete(n);
     const limit = segment * LOCATION_SEGMENT_FACTOR;
     for (const [decree, entry] of this.index) {
       if (typeof entry === 'number') {
@@ -1062,6 +1052,13 @@ export class SegmentLog {
     if (entry === undefined) this.index.set(decree, loc);
     else if (typeof entry === 'number') this.index.set(decree, [entry, loc]);
     else entry.push(loc);
+    const segment = Math.floor(loc / LOCATION_SEGMENT_FACTOR);
+    const r = this.segmentRanges.get(segment);
+    if (r === undefined) this.segmentRanges.set(segment, { first: decree, last: decree });
+    else {
+      if (decree < r.first) r.first = decree;
+      if (decree > r.last) r.last = decree;
+    }
   }
 
   private buildIndex(decrees: readonly number[], locations: readonly number[]): void {
