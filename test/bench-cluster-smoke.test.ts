@@ -35,10 +35,12 @@ test('paxline bench --json: one embedded point prints one line of the documented
   assert.equal(typeof j.filesystem, 'string');
   assert.ok(Array.isArray(j.maxLagDecrees) && j.maxLagDecrees.length === 3);
   assert.ok(Array.isArray(j.cpuUsPerOp) && j.cpuUsPerOp.length === 3);
-  // Window-only tail diagnostics: each replica synced at least once; a 2 s window has 2–3 seconds.
+  // Window-only tail diagnostics: each replica synced at least once; one entry per second of the
+  // window, as long as the window really was (it closes on the coordinator's next tick).
   assert.ok(Array.isArray(j.fsyncMaxMs) && j.fsyncMaxMs.length === 3 && j.fsyncMaxMs.every((x) => typeof x === 'number' && x > 0));
-  const perSecond = j.latencyMaxMsPerSecond as number[];
-  assert.ok(Array.isArray(perSecond) && perSecond.length >= 2 && perSecond.length <= 3, JSON.stringify(perSecond));
+  const perSecond = (j.latencyMaxMsPerSecond as (number | null)[]).filter((x): x is number => x !== null);
+  const seconds = (j.latencyMaxMsPerSecond as unknown[]).length;
+  assert.ok(seconds >= 1 && seconds <= Math.floor(j.windowS as number) + 1 && perSecond.length >= 1, JSON.stringify(j.latencyMaxMsPerSecond));
   // The histogram's max is exact to its 3 significant figures only.
   const slowest = Math.max(...perSecond);
   const maxMs = j.maxMs as number;

@@ -9,6 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { SOAK_WARMUP_S_DEFAULT } from '../bench/cluster/soak.js';
+import { benchPointFromFlags } from '../src/cli/bench.js';
 import { CLI_PATH } from './support/process-cluster.js';
 
 const SOAK_S = 20;
@@ -32,9 +34,18 @@ test('paxline bench --soak --json: one line with per-replica memory samples and 
   assert.equal(processes.length, 3);
   assert.equal(processes.filter((p) => p.primary === true).length, 1);
   for (const p of processes) {
-    const samples = p.samples as { tS: number; rssBytes: number; heapUsedBytes: number }[];
+    const samples = p.samples as { tS: number; rssBytes: number; heapUsedBytes: number; heapPhysicalBytes: Record<string, number> | null }[];
     assert.ok(samples.length >= 2, `${String(p.name)}: ${samples.length} samples`);
     for (const s of samples) assert.ok(s.rssBytes > 0 && s.heapUsedBytes > 0 && s.tS >= 0);
+    // Every thread's physical heap, from the replica status (each stage samples its own).
+    for (const s of samples) {
+      const h = s.heapPhysicalBytes;
+      assert.ok(h !== null && ['main', 'consensus', 'log', 'apply'].every((k) => h[k]! > 0), JSON.stringify(h));
+    }
+    for (const k of ['stageHeapPhysicalMedianFirstMiB', 'stageHeapPhysicalMedianLastMiB']) {
+      const m = p[k] as Record<string, number>;
+      assert.ok(['consensus', 'log', 'apply'].every((x) => m[x]! > 0), `${k}: ${JSON.stringify(m)}`);
+    }
     for (const k of ['rssMedianFirstMiB', 'rssMedianLastMiB', 'heapUsedMedianFirstMiB', 'heapUsedMedianLastMiB', 'rssRatio', 'checkpointsInWindow', 'rolloversSeenOnDisk', 'retiredSegmentsSeenOnDisk']) {
       assert.equal(typeof p[k], 'number', `${k} should be a number`);
     }
@@ -52,6 +63,13 @@ test('paxline bench --soak --json: one line with per-replica memory samples and 
   assert.equal(bench.rateOpsPerSec, 2000);
   assert.equal(typeof bench.opsPerSec, 'number');
   assert.match(r.stderr, /measure/, 'progress goes to stderr');
+});
+
+test('paxline bench: the soak warms up 120 s unless --warmup says otherwise; a plain point 10 s', () => {
+  assert.equal(benchPointFromFlags(['--soak', '300', '--rate', '1000']).point.warmupS, SOAK_WARMUP_S_DEFAULT);
+  assert.equal(SOAK_WARMUP_S_DEFAULT, 120);
+  assert.equal(benchPointFromFlags(['--soak', '300', '--rate', '1000', '--warmup', '5']).point.warmupS, 5);
+  assert.equal(benchPointFromFlags(['--inflight', '64']).point.warmupS, 10);
 });
 
 test('paxline bench --soak needs --rate', () => {

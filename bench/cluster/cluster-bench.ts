@@ -24,9 +24,11 @@
  *    decrees), commandsPerFsync and fsyncsPerSec (primary), elections (won, all replicas: must
  *    be 0, else the run is marked invalid), and every 500 ms during the window the lag of each
  *    replica (primary committed − its executed; maxLagDecrees is the largest sample).
- *  - fsyncMaxMs: each replica's slowest fdatasync in the window (the bucket bound of its status
- *    histogram's growth); latencyMaxMsPerSecond: the slowest counted put completing in each
- *    second of the window (a tail made of a few stalls shows as a few large entries).
+ *  - fsyncMaxMs: each replica's slowest sync step in the window (the log stage's fsync
+ *    histogram times the whole step — writes, fdatasync, any metadata sync), as the UPPER BOUND
+ *    of the power-of-two bucket it fell in: the true maximum lies in (bound / 2, bound];
+ *    latencyMaxMsPerSecond: the slowest counted put completing in each second of the window
+ *    (null for a second with none; a tail made of a few stalls shows as a few large entries).
  *  - cpuUsPerOp: process.cpuUsage() delta (user + system, all threads) of each replica process,
  *    then each load generator, over the window ÷ the window's ops.
  * What is NOT measured: the warm-up (replica start, election, the first warmupS seconds); the
@@ -114,10 +116,10 @@ export interface BenchResult {
   commandsPerFsync: number;
   fsyncsPerSec: number;
   fsyncP99Ms: number;
-  /** Each replica's slowest fdatasync in the window, ms (the upper bound of its histogram bucket). */
+  /** Each replica's slowest sync step in the window, ms: the upper bound of its power-of-two histogram bucket. */
   fsyncMaxMs: number[];
   /** The slowest counted operation completing in each second of the window, ms (all load processes). */
-  latencyMaxMsPerSecond: number[];
+  latencyMaxMsPerSecond: (number | null)[];
   maxLagDecrees: number[];
   elections: number;
   busyRejected: number;
@@ -453,11 +455,16 @@ function slowestBucketMs(before: readonly number[], after: readonly number[]): n
   return 0;
 }
 
-/** Element-wise maximum of arrays of different lengths. */
-function maxPerIndex(xs: readonly (readonly number[])[]): number[] {
-  const out: number[] = [];
-  for (const a of xs) a.forEach((v, i) => { out[i] = Math.max(out[i] ?? 0, v); });
-  return out;
+/** Element-wise maximum of arrays of different lengths; null where no array has a number. */
+function maxPerIndex(xs: readonly (readonly (number | null)[])[]): (number | null)[] {
+  const out: (number | null)[] = [];
+  for (const a of xs) {
+    a.forEach((v, i) => {
+      const cur = out[i] ?? null;
+      out[i] = v === null ? cur : cur === null ? v : Math.max(cur, v);
+    });
+  }
+  return Array.from(out, (v) => v ?? null);
 }
 
 function summarizeRun(d: RunData): BenchResult {

@@ -46,9 +46,10 @@ export interface WindowReport {
   readonly backlogMax: number;
   /**
    * The slowest counted operation completing in each second of the window, ms (index k: the
-   * k-th second). Shows whether a tail comes from a few stalls or from queueing all along.
+   * k-th second; null for a second in which none completed). Shows whether a tail comes from a
+   * few stalls or from queueing all along.
    */
-  readonly maxMsPerSecond: number[];
+  readonly maxMsPerSecond: (number | null)[];
 }
 
 const PUMP_MS = 1;
@@ -115,7 +116,7 @@ export class LoadDriver {
       firstError: this.firstError,
       intendedOps: this.spec.rateOpsPerSec === null ? 0 : this.dueBy(end) - this.sentAtWindowStart,
       backlogMax: this.backlogMax,
-      maxMsPerSecond: Array.from(this.maxMsPerSecond, (x) => Math.round((x ?? 0) * 1000) / 1000),
+      maxMsPerSecond: Array.from(this.maxMsPerSecond, (x) => (x === undefined ? null : Math.round(x * 1000) / 1000)),
     };
   }
 

@@ -24,8 +24,10 @@
  *  from the start (BENCH_NODE_FLAGS), so every thread's young generation is 2 × 64 MiB of
  *  reserved pages that reach RSS only as the thread first writes them: the log stage, which
  *  allocates a few MiB a second, takes about a minute at 200,000 ops/s to have written all of
- *  them (its physical heap climbs from ~16 to ~136 MiB, then stays). A soak that starts
- *  comparing before that measures V8 filling its reservation, not a leak.
+ *  them (its physical heap climbs from ~16 to ~137 MiB, then moves within ~84–156 MiB). A soak
+ *  that starts comparing before that measures V8 filling its reservation, not a leak; at a
+ *  lower rate the climb is slower, so give a longer warm-up (the report prints the physical
+ *  heaps of the first and last window to check).
  * What is NOT measured: the checkpoint writer thread's heap on its own (only inside RSS); load
  *  generator processes (client load); the warm-up; memory after the window (drain, verify).
  *  The sampling itself (an IPC round trip and a readdir per replica) runs inside the window.

@@ -7,7 +7,8 @@
  * It starts one replica of the built-in KV machine (createReplica: three stage workers, fdatasync
  * on), waits until it is elected (its peers run with long election timeouts, so it is the only
  * candidate), then runs the embedded load on this main thread as replica-proc.ts does (closed
- * loop, `inflight` KV puts outstanding, 16-byte keys): warm-up, then the capture window. It
+ * loop with `inflight` KV puts outstanding, or open loop at `rateOpsPerSec` with at most
+ * `inflight` outstanding; 16-byte keys): warm-up, then the capture window. It
  * writes a report (its pid, the window in monotonic µs, ops and latency, its status counters at
  * the window's ends) and CLOSES the replica before exiting — every thread exits normally, so
  * --cpu-prof writes a profile for each, and 0x / clinic see a normal exit.

@@ -13,7 +13,7 @@
  * learned record, or are synced on their own once COMMIT_SYNC_MS has passed. At low load this
  * saves the second fdatasync per decree, and an accept no longer queues behind a commit's. The
  * consensus stage publishes them without ringing this stage's doorbell either: they are read at
- * the next wake-up, or within WAIT_MS when nothing else comes.
+ * the next wake-up, or within WAIT_MS when nothing else comes (then synced COMMIT_SYNC_MS later).
  *
  * Failure handling (storage issue): a failed write or fdatasync stops acknowledging. The stage
  * retries with backoff through recoverAfterFailure(), which rewrites every unacknowledged record
