@@ -188,6 +188,44 @@ describe('retiring segments of an open log', () => {
     log.close();
   });
 
+  test('removeFilesNow false: retired files go later, a few at a time; a crash before loses nothing', () => {
+    const sim = new SimFs();
+    const { log, records } = writeReproLog(sim);
+    const kept = records.filter((r) => r.decree >= 25);
+    assert.deepEqual(log.retireSegmentsBelow(4, { removeFilesNow: false }), []);
+    assert.equal(log.firstSegment, 4);
+    assert.equal(log.retiredFilesPending, true);
+    assert.deepEqual(plain(log.readRecords(0, 100)), plain(kept), 'the index already dropped them');
+    for (const n of [1, 2, 3]) assert.ok(sim.exists(segPath(DIR, n)), `segment ${n} still on disk`);
+    // One file per call, lowest first, until none is left.
+    // Without the crash: one file per call, lowest first, until none is left.
+    assert.deepEqual(log.removeRetiredFiles(1), [segmentFileName(1)]);
+    assert.equal(log.retiredFilesPending, true);
+    assert.deepEqual(log.removeRetiredFiles(5), [2, 3].map(segmentFileName));
+    assert.equal(log.retiredFilesPending, false);
+    assert.deepEqual(log.removeRetiredFiles(1), [], 'nothing left');
+    for (const n of [1, 2, 3]) assert.equal(sim.exists(segPath(DIR, n)), false, `segment ${n}`);
+    assert.throws(() => log.removeRetiredFiles(0), { code: 'PAXLINE_INVALID_ARGUMENT' });
+    log.close();
+    const opened = SegmentLog.open(sim, DIR, OPTS);
+    assert.equal(opened.report.kind, 'clean', opened.report.message);
+    assert.deepEqual(plain(opened.records), plain(kept));
+    opened.log.close();
+    // Power lost before the files went (any crash image): open removes them as garbage.
+    for (let seed = 1; seed <= 20; seed++) {
+      const cut = new SimFs();
+      const w = writeReproLog(cut);
+      w.log.retireSegmentsBelow(4, { removeFilesNow: false });
+      w.log.removeRetiredFiles(1);
+      cut.crash(new Random(seed));
+      const after = SegmentLog.open(cut, DIR, OPTS);
+      assert.equal(after.report.kind, 'clean', `seed ${seed}: ${after.report.message}`);
+      assert.deepEqual(plain(after.records), plain(kept), `seed ${seed}`);
+      for (const n of [1, 2, 3]) assert.equal(cut.exists(segPath(DIR, n)), false, `seed ${seed}: segment ${n} gone after open`);
+      after.log.close();
+    }
+  });
+
   test('a disk error while advancing log.meta retires nothing; a retry completes', () => {
     const sim = new SimFs();
     const { log, records } = writeReproLog(sim);
