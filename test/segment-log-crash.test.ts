@@ -11,7 +11,9 @@
  * injected ENOSPC / EIO faults (retry, recoverAfterFailure) to the same checks. Retention runs
  * too (retireSegmentsBelow up to the durable segment) with a random recycleSegments, so cuts
  * fall inside retirement and inside rollovers onto recycled files: recovery may then start
- * later in the sequence (retired records are gone by design), never past what was retired.
+ * later in the sequence (retired records are gone by design), never past what was retired. A
+ * third property leaves retired files for later (removeFilesNow false, as the log stage does)
+ * and removes a few at a time, so cuts also fall between a retirement and its files' removal.
  *
  * Corruption matrix: each case damages a log on purpose and checks the verdict, the report and
  * the error a user would see; repairable cases also check markRepaired.
@@ -124,13 +126,15 @@ interface Totals {
   abandoned: number;
   faults: number;
   retires: number;
+  /** removeRetiredFiles calls that removed files a deferred retirement left. */
+  deferredRemovals: number;
   recycled: number;
 }
 
 function newTotals(): Totals {
   return {
     crashes: 0, cutsInSync: 0, cutsInOpen: 0, torn: 0, unsyncedKept: 0, syncs: 0,
-    multiSegment: 0, abandoned: 0, faults: 0, retires: 0, recycled: 0,
+    multiSegment: 0, abandoned: 0, faults: 0, retires: 0, deferredRemovals: 0, recycled: 0,
   };
 }
 
@@ -243,7 +247,7 @@ function openWithCuts(
   }
 }
 
-function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
+function powerLossRun(seed: number, totals: Totals, faults: boolean, deferRemoval = false): void {
   const rng = new Random(seed);
   const options = randomOptions(rng);
   const fs = new CutFs(new SimFs());
@@ -268,8 +272,12 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
           totals.syncs++;
         } else if (roll < 0.27) {
           log.preallocate();
+        } else if (deferRemoval && roll < 0.45) {
+          // More retention than the other runs: retire, or remove some of what waits.
+          if (log.retiredFilesPending && rng.chance(0.5)) removeSomeRetired(log, m, totals);
+          else retire(log, m, totals, true);
         } else if (roll < 0.35) {
-          retire(log, m, totals);
+          retire(log, m, totals, deferRemoval);
         } else if (roll < 0.36 && !faults) {
           log.sync();
           m.durable = m.appended.length;
@@ -302,16 +310,27 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean): void {
 }
 
 /** Retention: retires every segment below the durable one (records there may go). */
-function retire(log: SegmentLog, m: Model, totals: Totals): void {
+function retire(log: SegmentLog, m: Model, totals: Totals, deferRemoval: boolean): void {
   const below = log.durablePosition.segment;
   if (below <= log.firstSegment || log.damagedRanges.length > 0) return;
   m.retiredHigh = Math.max(m.retiredHigh, m.durable);
   totals.retires++;
   try {
-    log.retireSegmentsBelow(below);
+    // deferRemoval: the files are left for later (as the log stage does) and removed a few at a
+    // time by later steps — so cuts also fall between a retirement and its files' removal.
+    log.retireSegmentsBelow(below, { removeFilesNow: !deferRemoval });
   } catch (e) {
     if (isPowerCut(e) || !(e instanceof LogError)) throw e;
     // Injected disk errors: retirement is retried by a later call, or by the next open.
+  }
+}
+
+/** Removes a few of the files a deferred retirement left (removeRetiredFiles). */
+function removeSomeRetired(log: SegmentLog, m: Model, totals: Totals): void {
+  try {
+    if (log.removeRetiredFiles(m.rng.range(1, 3)).length > 0) totals.deferredRemovals++;
+  } catch (e) {
+    if (isPowerCut(e) || !(e instanceof LogError)) throw e;
   }
 }
 
@@ -358,6 +377,16 @@ describe('SegmentLog power loss', () => {
     assert.ok(totals.syncs > 5 * runs, summary);
     assert.ok(totals.retires > runs / 10, summary);
     assert.ok(totals.recycled > runs / 100, summary);
+  });
+
+  test('1,000 cut points with retired files removed later (retireSegmentsBelow removeFilesNow false)', () => {
+    const runs = 1_000;
+    const totals = newTotals();
+    for (let seed = BASE_SEED + 50_000; seed < BASE_SEED + 50_000 + runs; seed++) powerLossRun(seed, totals, false, true);
+    const summary = JSON.stringify(totals);
+    assert.ok(totals.crashes >= 2 * runs, summary);
+    assert.ok(totals.retires > runs / 20, summary);
+    assert.ok(totals.deferredRemovals > runs / 100, summary);
   });
 
   test('300 cut points with injected ENOSPC / EIO on writes and fdatasync', () => {

@@ -198,7 +198,6 @@ describe('retiring segments of an open log', () => {
     assert.deepEqual(plain(log.readRecords(0, 100)), plain(kept), 'the index already dropped them');
     for (const n of [1, 2, 3]) assert.ok(sim.exists(segPath(DIR, n)), `segment ${n} still on disk`);
     // One file per call, lowest first, until none is left.
-    // Without the crash: one file per call, lowest first, until none is left.
     assert.deepEqual(log.removeRetiredFiles(1), [segmentFileName(1)]);
     assert.equal(log.retiredFilesPending, true);
     assert.deepEqual(log.removeRetiredFiles(5), [2, 3].map(segmentFileName));

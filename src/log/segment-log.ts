@@ -823,7 +823,7 @@ export class SegmentLog {
           'PAXLINE_WRITE_FAILED',
           `unlinking (or recycling) retired segment ${path} failed (${code}); it is garbage ` +
             'below the first ' +
-            'segment: retry retireSegmentsBelow(), or the next open deletes it',
+            'segment: retry retireSegmentsBelow() or removeRetiredFiles(), or the next open deletes it',
           { file: path, cause: e },
         );
       }

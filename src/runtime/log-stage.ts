@@ -222,6 +222,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   let lastRetentionCheck = performance.now();
   const retain = (): void => {
     lastRetentionCheck = performance.now();
+    if (removalFailed) removeRetired(RETIRED_FILES_PER_RETRY);
     sampleHeap(counters, C_HEAP_LOG); // the status's heap figure, on the same beat
     const upTo = Math.min(counters[C_RETENTION_FLOOR]!, counters[C_OLDEST_CHECKPOINT]!);
     if (upTo <= 0) return;
@@ -241,12 +242,16 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       port.postMessage({ type: 'logError', error: errorShape(e) });
     }
   };
-  /** Removes one retired segment file, if any is left (between groups, ~3 ms under load). */
-  const removeRetired = (): void => {
-    if (!log.retiredFilesPending || log.failed !== null) return;
+  /** A removal failed: retried on the retention beat (retiredFilesPending is false after an error). */
+  let removalFailed = false;
+  /** Removes up to `n` retired segment files (between groups: ~3 ms each under load). */
+  const removeRetired = (n: number): void => {
+    if (log.failed !== null) return;
+    removalFailed = false;
     try {
-      counters[C_SEGMENTS_RETIRED]! += log.removeRetiredFiles(1).length;
+      counters[C_SEGMENTS_RETIRED]! += log.removeRetiredFiles(n).length;
     } catch (e) {
+      removalFailed = true;
       port.postMessage({ type: 'logError', error: errorShape(e) });
     }
   };
@@ -261,7 +266,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) {
       // Idle: still retire what the floor and the checkpoints allow by now.
       if (log.failed === null && performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
-      removeRetired();
+      if (log.retiredFilesPending) removeRetired(1);
       continue;
     }
     counters[C_APPENDED_SEQ] = lastSeq;
@@ -305,10 +310,14 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     while (!durable.tryPush(seqBytes)) durable.waitForRoom(8, WAIT_MS);
     durable.publish();
     if (performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
-    removeRetired();
+    if (log.retiredFilesPending) removeRetired(1);
   }
+  // Stopping: the files still waiting go now (else the next open finds them as garbage).
+  while (log.retiredFilesPending && log.failed === null && !removalFailed) removeRetired(RETIRED_FILES_PER_RETRY);
   log.close();
   port.postMessage({ type: 'closed' });
 }
 
 const EMPTY = new Uint8Array(0);
+/** Retired files removed at once when retrying after an error, or when stopping. */
+const RETIRED_FILES_PER_RETRY = 16;
