@@ -768,7 +768,7 @@ export class SegmentLog {
   }
 
   private dropIndexBelow(segment: number): void {
-    for (const n of [...this.segmentRanges.keys()]) if (n < segment) this.segmentRanges.delete(n);
+    for (const n of this.segmentRanges.keys()) if (n < segment) this.segmentRanges.delete(n);
     const limit = segment * LOCATION_SEGMENT_FACTOR;
     for (const [decree, entry] of this.index) {
       if (typeof entry === 'number') {
@@ -797,7 +797,7 @@ export class SegmentLog {
 
   private unlinkSomeBelowFirst(maxFiles: number): string[] {
     const first = this.meta.firstSegment;
-    const doomed = segmentNumbers(this.fs.readdir(this.dir)).filter((n) => n < first).sort((a, b) => a - b);
+    const doomed = segmentNumbers(this.fs.readdir(this.dir)).filter((n) => n < first); // ascending
     const deleted: string[] = [];
     for (const n of doomed.slice(0, maxFiles)) {
       const path = this.segmentPath(n);

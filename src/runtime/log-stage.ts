@@ -246,7 +246,6 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   let removalFailed = false;
   /** Removes up to `n` retired segment files (between groups: ~3 ms each under load). */
   const removeRetired = (n: number): void => {
-    if (log.failed !== null) return;
     removalFailed = false;
     try {
       counters[C_SEGMENTS_RETIRED]! += log.removeRetiredFiles(n).length;
@@ -254,6 +253,13 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       removalFailed = true;
       port.postMessage({ type: 'logError', error: errorShape(e) });
     }
+  };
+
+  /** Housekeeping between two groups: retention on its beat, one retired file at a time. */
+  const betweenGroups = (): void => {
+    if (log.failed !== null) return;
+    if (performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
+    if (log.retiredFilesPending) removeRetired(1);
   };
 
   let backoffMs = 10;
@@ -264,9 +270,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     persist.drain(onRecord, GROUP_RECORDS_MAX);
     logReads.drain(onLogRead);
     if (lastSeq === counters[C_DURABLE_SEQ] && !markRepairedPending) {
-      // Idle: still retire what the floor and the checkpoints allow by now.
-      if (log.failed === null && performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
-      if (log.retiredFilesPending) removeRetired(1);
+      betweenGroups(); // idle: still retire what the floor and the checkpoints allow by now
       continue;
     }
     counters[C_APPENDED_SEQ] = lastSeq;
@@ -309,8 +313,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     seqView.setFloat64(0, lastSeq, true);
     while (!durable.tryPush(seqBytes)) durable.waitForRoom(8, WAIT_MS);
     durable.publish();
-    if (performance.now() - lastRetentionCheck >= RETENTION_EVERY_MS) retain();
-    if (log.retiredFilesPending) removeRetired(1);
+    betweenGroups();
   }
   // Stopping: the files still waiting go now (else the next open finds them as garbage).
   while (log.retiredFilesPending && log.failed === null && !removalFailed) removeRetired(RETIRED_FILES_PER_RETRY);
