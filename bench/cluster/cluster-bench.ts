@@ -66,6 +66,8 @@ export interface BenchPoint {
   /** Parent folder of the temporary data folder. Default os.tmpdir(). */
   readonly dir?: string;
   readonly pipelineDepth?: number;
+  /** ReplicaOptions.secondaryApplyNice (default: the replica's default, 'auto'). */
+  readonly secondaryApplyNice?: number | 'auto';
   readonly batchCountMax?: number;
   readonly batchBytesMax?: number;
   /** Client load: KV clients per load generator. Default: enough for ≤ 512 puts each. */
@@ -135,7 +137,9 @@ export interface BenchResult {
   warmupS: number;
   ops: number;
   primary: number;
-  options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null };
+  options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null; secondaryApplyNice: number | 'auto' | null };
+  /** Each replica's apply-thread nice value at the window's end (status().applyNice). */
+  applyNice: number[];
   node: string;
   /** Node flags of the replica and load-generator processes (BENCH_NODE_FLAGS). */
   nodeFlags: readonly string[];
@@ -288,6 +292,7 @@ async function startCluster(res: RunResources, point: BenchPoint, progress: (p: 
   const tuning = {
     inflightMax: Math.max(65_536, point.inflight),
     ...(point.pipelineDepth !== undefined ? { pipelineDepth: point.pipelineDepth } : {}),
+    ...(point.secondaryApplyNice !== undefined ? { secondaryApplyNice: point.secondaryApplyNice } : {}),
     ...(point.batchCountMax !== undefined ? { batchCountMax: point.batchCountMax } : {}),
     ...(point.batchBytesMax !== undefined ? { batchBytesMax: point.batchBytesMax } : {}),
     ...(point.segmentBytes !== undefined ? { segmentBytes: point.segmentBytes } : {}),
@@ -532,7 +537,9 @@ function summarizeRun(d: RunData): BenchResult {
       pipelineDepth: d.point.pipelineDepth ?? null,
       batchCountMax: d.point.batchCountMax ?? null,
       batchBytesMax: d.point.batchBytesMax ?? null,
+      secondaryApplyNice: d.point.secondaryApplyNice ?? null,
     },
+    applyNice: d.end.statuses.map((x) => x.applyNice),
     node: process.version,
     nodeFlags: BENCH_NODE_FLAGS,
     startedAt: d.startedAt,

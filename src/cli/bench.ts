@@ -1,7 +1,7 @@
 /**
  * `paxline bench [--json] [--load embedded|client] [--command-bytes N] [--inflight N]
  *  [--duration S] [--warmup S] [--rate R] [--dir D] [--pipeline-depth N] [--batch-count-max N]
- *  [--batch-bytes-max N]`: one point of the cluster benchmark (bench/cluster/cluster-bench.ts) —
+ *  [--batch-bytes-max N] [--secondary-apply-nice N|auto]`: one point of the cluster benchmark (bench/cluster/cluster-bench.ts) —
  * three replica processes on 127.0.0.1, fdatasync on, KV puts of --command-bytes VALUE bytes
  * (16-byte keys). With --json, exactly one JSON line on stdout; otherwise a short summary.
  * Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise).
@@ -22,6 +22,7 @@ export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 
               16 embedded, 128 client)  --inflight N (default 1024)  --duration S (default 30)
               --warmup S (default 10)  --rate R (open loop, R ops/s)  --dir D  --json
               --pipeline-depth N  --batch-count-max N  --batch-bytes-max N
+              --secondary-apply-nice N|auto (a secondary's apply thread; default auto)
               --soak S --rate R: memory soak for S s (RSS per replica every --sample-every S,
               default 5; --segment-bytes N, --checkpoint-every N decrees; warm-up default 120)`;
 
@@ -52,8 +53,16 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
     json: 'boolean', load: 'string', 'command-bytes': 'number', inflight: 'number', duration: 'number',
     warmup: 'number', rate: 'number', dir: 'string', 'pipeline-depth': 'number', 'batch-count-max': 'number',
     'batch-bytes-max': 'number', soak: 'number', 'sample-every': 'number', 'segment-bytes': 'number',
-    'checkpoint-every': 'number',
+    'checkpoint-every': 'number', 'secondary-apply-nice': 'string',
   });
+  const niceFlag = f['secondary-apply-nice'];
+  let secondaryApplyNice: number | 'auto' | undefined;
+  if (niceFlag !== undefined) {
+    secondaryApplyNice = niceFlag === 'auto' ? 'auto' : Number(niceFlag);
+    if (secondaryApplyNice !== 'auto' && !(Number.isInteger(secondaryApplyNice) && secondaryApplyNice >= 0 && secondaryApplyNice <= 19)) {
+      throw new UsageError(`--secondary-apply-nice must be auto or an integer in [0, 19], got '${niceFlag}'`);
+    }
+  }
   if (f.soak !== undefined && f.duration !== undefined) throw new UsageError('--soak S sets the window length: drop --duration');
   if (f.soak !== undefined && f.rate === undefined) throw new UsageError('--soak runs open loop: give --rate R (e.g. 70 % of the peak ops/s)');
   const load = f.load ?? 'embedded';
@@ -67,6 +76,7 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
     ...(f.rate !== undefined ? { rateOpsPerSec: f.rate } : {}),
     ...(f.dir !== undefined ? { dir: f.dir } : {}),
     ...(f['pipeline-depth'] !== undefined ? { pipelineDepth: f['pipeline-depth'] } : {}),
+    ...(secondaryApplyNice !== undefined ? { secondaryApplyNice } : {}),
     ...(f['batch-count-max'] !== undefined ? { batchCountMax: f['batch-count-max'] } : {}),
     ...(f['batch-bytes-max'] !== undefined ? { batchBytesMax: f['batch-bytes-max'] } : {}),
     ...(f['segment-bytes'] !== undefined ? { segmentBytes: f['segment-bytes'] } : {}),

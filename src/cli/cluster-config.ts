@@ -28,13 +28,14 @@ export interface ClusterConfig {
   readonly path: string;
   readonly clusterId: string;
   readonly replicas: readonly ReplicaEntry[];
-  readonly options: Readonly<Record<string, number | boolean>>;
+  readonly options: Readonly<Record<string, number | boolean | string>>;
 }
 
-/** ReplicaOptions a config file may tune (numbers and booleans only). */
+/** ReplicaOptions a config file may tune (numbers and booleans; secondaryApplyNice may be 'auto'). */
 const TUNABLE = new Set([
   'tickMs', 'electionTimeoutMsMin', 'electionTimeoutMsMax', 'heartbeatMs', 'pipelineDepth', 'batchCountMax',
   'batchBytesMax', 'inflightMax', 'retainDecrees', 'checkpointEveryBytes', 'checkpointEveryDecrees', 'checkpointsKept', 'ringBytes', 'segmentBytes',
+  'secondaryApplyNice',
 ]);
 
 export class ConfigError extends Error {
@@ -89,12 +90,13 @@ export function parseClusterConfig(path: string, text: string): ClusterConfig {
     if (typeof e.dataDir !== 'string' || e.dataDir.length === 0) throw new ConfigError(path, `${f}.dataDir`, 'must be a non-empty path');
     return { id: e.id, peer, client, dataDir: resolve(base, e.dataDir) };
   });
-  const options: Record<string, number | boolean> = {};
+  const options: Record<string, number | boolean | string> = {};
   if (o.options !== undefined) {
     if (typeof o.options !== 'object' || o.options === null) throw new ConfigError(path, 'options', 'must be an object');
     for (const [k, v] of Object.entries(o.options)) {
       if (!TUNABLE.has(k)) throw new ConfigError(path, `options.${k}`, `unknown option (known: ${[...TUNABLE].join(', ')})`);
-      if (typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(path, `options.${k}`, 'must be a number or boolean');
+      const auto = k === 'secondaryApplyNice' && v === 'auto';
+      if (typeof v !== 'number' && typeof v !== 'boolean' && !auto) throw new ConfigError(path, `options.${k}`, 'must be a number or boolean');
       options[k] = v;
     }
   }

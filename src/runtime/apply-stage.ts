@@ -30,10 +30,11 @@ import { CheckpointWriterHost, StateBuffer } from './checkpoint-writer.js';
 import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, C_OLDEST_CHECKPOINT, COMPLETION_READ,
-  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
+  C_APPLY_NICE, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, C_OLDEST_CHECKPOINT, COMPLETION_READ,
+  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, C_PRIMARY, C_ROLE, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
+import { secondaryNiceForThisThread } from './thread-nice.js';
 
 export interface ApplyStageInit {
   readonly options: ResolvedReplicaOptions;
@@ -87,6 +88,14 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   counters[C_EXECUTED] = executed;
   counters[C_CHECKPOINT_DECREE] = executed;
   counters[C_OLDEST_CHECKPOINT] = listCheckpoints(fs, ckptDir)[0]?.decree ?? 0;
+  // Off the commit path while secondary: a lower priority then (option secondaryApplyNice).
+  const nice = secondaryNiceForThisThread(self, o.secondaryApplyNice,
+    (message) => process.emitWarning(message, { code: 'PAXLINE_APPLY_NICE' }));
+  const followRole = (): void => {
+    nice.follow(counters[C_ROLE]!, counters[C_PRIMARY]!);
+    counters[C_APPLY_NICE] = nice.nice;
+  };
+  followRole();
   port.postMessage({
     type: 'ready', executedUpTo: executed,
     skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
@@ -283,6 +292,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
 
   try {
     while (!stopping && Atomics.load(flags, F_STOP) === 0) {
+      followRole();
       const n = ring.drain(onDecree, DECREES_PER_TURN);
       if (n > 0) {
         counters[C_EXECUTED] = executed;

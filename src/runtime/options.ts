@@ -66,6 +66,14 @@ export interface ReplicaOptions {
   readonly ringBytes?: number;
   /** Log segment size, bytes. Default 64 MiB; a multiple of 4096, at least 4 × batchBytesMax + 64 KiB. */
   readonly segmentBytes?: number;
+  /**
+   * Nice increment (0–19; the result capped at 19) of the apply thread while this replica is a
+   * secondary with a known primary: its decrees are off the commit path there, so on a host with
+   * more runnable threads than cores the commit path's threads come first. Put back when the
+   * replica becomes primary — which needs CAP_SYS_NICE or RLIMIT_NICE (src/runtime/thread-nice.ts).
+   * Linux only. Default 'auto': 19 when the process may put the priority back, else 0 (off).
+   */
+  readonly secondaryApplyNice?: number | 'auto';
 }
 
 export interface ResolvedReplicaOptions {
@@ -92,6 +100,7 @@ export interface ResolvedReplicaOptions {
   readonly checkpointsKept: number;
   readonly ringBytes: number;
   readonly segmentBytes: number;
+  readonly secondaryApplyNice: number | 'auto';
   /** Decrees per promise chunk / catch-up reply: keeps those messages under 32 MiB. */
   readonly messageEntriesMax: number;
 }
@@ -153,6 +162,11 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
   if (segmentBytes < 4 * batchBytesMax + 65536) {
     throw badOption('segmentBytes', `must be at least 4 × batchBytesMax + 64 KiB (${4 * batchBytesMax + 65536}) so a decree always fits a segment`);
   }
+  const secondaryApplyNice = o.secondaryApplyNice === undefined || o.secondaryApplyNice === 'auto'
+    ? 'auto' : int('secondaryApplyNice', o.secondaryApplyNice, 0, 19);
+  if (secondaryApplyNice !== 'auto' && secondaryApplyNice > 0 && process.platform !== 'linux') {
+    throw badOption('secondaryApplyNice', 'must be 0 or \'auto\' off Linux (a nice value is per thread only on Linux)');
+  }
   return Object.freeze({
     clusterId, replicaId, members: Object.freeze(members), dataDir, init, stateMachine,
     stateMachineOptions: o.stateMachineOptions ?? null,
@@ -170,6 +184,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
     ringBytes,
     segmentBytes,
+    secondaryApplyNice,
     messageEntriesMax: Math.max(1, Math.min(64, Math.floor((32 * 1024 * 1024) / batchBytesMax))),
   });
 }

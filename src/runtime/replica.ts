@@ -28,7 +28,7 @@ import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions
 import {
   C_APPENDED_SEQ, C_BALLOT, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_COMMITTED,
   C_DECREES_PROPOSED, C_DURABLE_SEQ, C_ELECTIONS, C_EXECUTED, C_FSYNCS, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS,
-  C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_ERROR, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
+  C_APPLY_NICE, C_MESSAGES_RECEIVED, C_MESSAGES_SENT, C_PRIMARY, COMPLETION_ERROR, COMPLETION_READ, COMPLETION_READ_ERROR, COMPLETION_RESULT,
   C_FSYNC_HIST, C_HEAP_APPLY, C_HEAP_CONSENSUS, C_HEAP_LOG, HEAP_PHYSICAL_OFFSET, C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, createStageShared, F_STOP, FSYNC_HIST_BUCKETS, fsyncQuantileMs, REQUEST_HEADER_BYTES, type StageShared,
 } from './stage-protocol.js';
 import type { ReplicaRole } from './state-machine.js';
@@ -80,6 +80,11 @@ export interface ReplicaStatus {
    * generation the process's flags fix large reaches RSS page by page as its thread allocates.
    */
   readonly heapPhysicalBytes: { readonly main: number; readonly consensus: number; readonly log: number; readonly apply: number };
+  /**
+   * The apply thread's nice value now: raised while this replica is a secondary with a known
+   * primary, put back when it becomes primary (option secondaryApplyNice).
+   */
+  readonly applyNice: number;
   /** The consensus stage's own view: core status and stats, transport stats. */
   readonly consensus: unknown;
 }
@@ -313,6 +318,7 @@ export class PaxlineReplica extends EventEmitter {
         main: getHeapStatistics().total_physical_size, consensus: c[C_HEAP_CONSENSUS + HEAP_PHYSICAL_OFFSET]!,
         log: c[C_HEAP_LOG + HEAP_PHYSICAL_OFFSET]!, apply: c[C_HEAP_APPLY + HEAP_PHYSICAL_OFFSET]!,
       },
+      applyNice: c[C_APPLY_NICE]!,
       consensus,
     };
   }

@@ -82,6 +82,8 @@ export function startHeapSampling(counters: Float64Array, slot: number): NodeJS.
   sampleHeap(counters, slot);
   return setInterval(() => sampleHeap(counters, slot), HEAP_SAMPLE_MS);
 }
+/** apply: the apply thread's nice value (secondaryApplyNice; thread-nice.ts). */
+export const C_APPLY_NICE = 28;
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;
