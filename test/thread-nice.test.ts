@@ -16,7 +16,7 @@ import { parseClusterConfig } from '../src/cli/cluster-config.js';
 import { resolveReplicaOptions } from '../src/runtime/options.js';
 import { createReplica, type PaxlineReplica } from '../src/runtime/replica.js';
 import {
-  SECONDARY_APPLY_NICE_AUTO, SecondaryNice, effectiveCapabilities, mayLowerNiceTo, mayRestoreNice, niceSoftLimit,
+  BEHIND_FILL, CAUGHT_UP_FILL, SECONDARY_APPLY_NICE_AUTO, SecondaryNice, effectiveCapabilities, mayLowerNiceTo, mayRestoreNice, niceSoftLimit,
   resolveSecondaryApplyNice,
 } from '../src/runtime/thread-nice.js';
 import { eventually, freePorts } from './support/ports.js';
@@ -78,39 +78,54 @@ test('thread-nice: the role policy (lowered as a secondary with a known primary,
     sets.push(v);
   }, (m) => warnings.push(m));
   assert.equal(n.nice, 3);
-  n.follow(0, -1); // secondary, no primary known (just started): unchanged
-  n.follow(1, -1); // preparing: unchanged
-  n.follow(0, 2); // secondary that names itself (not a real state): unchanged
+  n.follow(0, -1, 0); // secondary, no primary known (just started): unchanged
+  n.follow(1, -1, 0); // preparing: unchanged
+  n.follow(0, 2, 0); // secondary that names itself (not a real state): unchanged
   assert.deepEqual(sets, []);
-  n.follow(0, 1);
+  n.follow(0, 1, 0);
   assert.deepEqual(sets, [13]);
   assert.equal(n.nice, 13);
-  n.follow(0, 3); // another primary, still secondary: no new call
-  n.follow(1, -1); // standing for election: unchanged
+  n.follow(0, 3, 0); // another primary, still secondary: no new call
+  n.follow(1, -1, 0); // standing for election: unchanged
   assert.deepEqual(sets, [13]);
-  n.follow(2, 2);
+  n.follow(2, 2, 0);
   assert.deepEqual(sets, [13, 3]);
   assert.equal(n.nice, 3);
   // Lowering back is refused (no privilege): one warning, no retry until the wanted value changes.
-  n.follow(0, 1);
+  n.follow(0, 1, 0);
   failing = true;
-  n.follow(2, 2);
-  n.follow(2, 2);
+  n.follow(2, 2, 0);
+  n.follow(2, 2, 0);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /from 13 to 3.*CAP_SYS_NICE/);
   assert.equal(n.nice, 13);
   failing = false;
-  n.follow(0, 1); // wanted 13 again: already there
-  n.follow(2, 2); // wanted 3 again after a different want: retried
+  n.follow(0, 1, 0); // wanted 13 again: already there
+  n.follow(2, 2, 0); // wanted 3 again after a different want: retried
   assert.deepEqual(sets, [13, 3, 13, 3]);
+  // A secondary whose input ring fills up runs at full priority until it has caught up.
+  const behind: number[] = [];
+  const b = new SecondaryNice(3, 0, 19, (v) => behind.push(v), () => undefined);
+  b.follow(0, 1, 0.2);
+  b.follow(0, 1, BEHIND_FILL - 0.01);
+  assert.deepEqual(behind, [19]);
+  b.follow(0, 1, BEHIND_FILL);
+  assert.deepEqual(behind, [19, 0], 'behind: back to base');
+  b.follow(0, 1, 0.3);
+  b.follow(0, 1, CAUGHT_UP_FILL + 0.01);
+  assert.deepEqual(behind, [19, 0], 'still catching up');
+  b.follow(0, 1, CAUGHT_UP_FILL);
+  assert.deepEqual(behind, [19, 0, 19], 'caught up: lowered again');
+  b.follow(2, 3, 1);
+  assert.deepEqual(behind, [19, 0, 19, 0]);
   // Capped at 19; an increment of 0 changes nothing.
   const capped: number[] = [];
-  new SecondaryNice(1, 15, 19, (v) => capped.push(v), () => undefined).follow(0, 2);
+  new SecondaryNice(1, 15, 19, (v) => capped.push(v), () => undefined).follow(0, 2, 0);
   assert.deepEqual(capped, [19]);
   const none: number[] = [];
   const off = new SecondaryNice(1, 0, 0, (v) => none.push(v), () => undefined);
-  off.follow(0, 2);
-  off.follow(2, 1);
+  off.follow(0, 2, 0);
+  off.follow(2, 1, 0);
   assert.deepEqual(none, []);
 });
 

@@ -88,20 +88,20 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   counters[C_EXECUTED] = executed;
   counters[C_CHECKPOINT_DECREE] = executed;
   counters[C_OLDEST_CHECKPOINT] = listCheckpoints(fs, ckptDir)[0]?.decree ?? 0;
-  // Off the commit path while secondary: a lower priority then (option secondaryApplyNice).
-  const nice = secondaryNiceForThisThread(self, o.secondaryApplyNice,
-    (message) => process.emitWarning(message, { code: 'PAXLINE_APPLY_NICE' }));
-  const followRole = (): void => {
-    nice.follow(counters[C_ROLE]!, counters[C_PRIMARY]!);
-    counters[C_APPLY_NICE] = nice.nice;
-  };
-  followRole();
   port.postMessage({
     type: 'ready', executedUpTo: executed,
     skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
   });
 
   const ring = new RingConsumer(init.shared.execute);
+  // Off the commit path while secondary: a lower priority then (option secondaryApplyNice).
+  const nice = secondaryNiceForThisThread(self, o.secondaryApplyNice,
+    (message) => process.emitWarning(message, { code: 'PAXLINE_APPLY_NICE' }));
+  const followRole = (): void => {
+    nice.follow(counters[C_ROLE]!, counters[C_PRIMARY]!, ring.pendingBytes / ring.capacity);
+    counters[C_APPLY_NICE] = nice.nice;
+  };
+  followRole();
   const completions = new RingProducer(init.shared.completions);
   const overflow: Uint8Array[] = [];
   let commands = 0;

@@ -70,7 +70,8 @@ export interface ReplicaOptions {
    * Nice increment (0–19; the result capped at 19) of the apply thread while this replica is a
    * secondary with a known primary: its decrees are off the commit path there, so on a host with
    * more runnable threads than cores the commit path's threads come first. Put back when the
-   * replica becomes primary — which needs CAP_SYS_NICE or RLIMIT_NICE (src/runtime/thread-nice.ts).
+   * replica becomes primary — which needs CAP_SYS_NICE or RLIMIT_NICE (src/runtime/thread-nice.ts) —
+   * and while the apply stage is behind (its input ring half full, until an eighth).
    * Linux only. Default 'auto': 19 when the process may put the priority back, else 0 (off).
    */
   readonly secondaryApplyNice?: number | 'auto';

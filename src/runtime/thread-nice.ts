@@ -21,6 +21,11 @@ export const SECONDARY_APPLY_NICE_AUTO = 19;
 const NICE_MAX = 19;
 const CAP_SYS_NICE = 23n;
 
+/** Fill of the apply stage's input ring at which a secondary's apply thread returns to `base` … */
+export const BEHIND_FILL = 0.5;
+/** … and at or below which it is lowered again. */
+export const CAUGHT_UP_FILL = 0.125;
+
 /** Role codes as the consensus stage writes them to C_ROLE (stage-protocol.ts). */
 const ROLE_SECONDARY = 0;
 const ROLE_PRIMARY = 2;
@@ -68,13 +73,17 @@ export function resolveSecondaryApplyNice(setting: number | 'auto', base: number
 /**
  * Follows the replica's role and sets the calling thread's nice value: `base + increment`
  * (at most 19) while secondary with a known primary other than itself, `base` once primary,
- * unchanged otherwise (no primary known, or standing for election). A failed change is reported
- * once through `warn` and not retried while the same value is wanted.
+ * unchanged otherwise (no primary known, or standing for election). A secondary whose apply
+ * stage has fallen behind — its input ring at least BEHIND_FILL full — runs at `base` until the
+ * ring is down to CAUGHT_UP_FILL, so a host kept busy by other work cannot starve it without
+ * bound. A failed change is reported once through `warn` and not retried while the same value
+ * is wanted.
  */
 export class SecondaryNice {
   private readonly lowered: number;
   private current: number;
   private failedFor: number | null = null;
+  private behind = false;
 
   constructor(
     private readonly self: number,
@@ -92,11 +101,16 @@ export class SecondaryNice {
     return this.current;
   }
 
-  /** `role` is C_ROLE's code, `primary` C_PRIMARY (−1 when none is known). */
-  follow(role: number, primary: number): void {
+  /**
+   * `role` is C_ROLE's code, `primary` C_PRIMARY (−1 when none is known), `fill` the share of
+   * the apply stage's input ring holding decrees not yet executed (0..1).
+   */
+  follow(role: number, primary: number, fill: number): void {
+    if (fill >= BEHIND_FILL) this.behind = true;
+    else if (fill <= CAUGHT_UP_FILL) this.behind = false;
     let want: number;
     if (role === ROLE_PRIMARY) want = this.base;
-    else if (role === ROLE_SECONDARY && primary >= 0 && primary !== this.self) want = this.lowered;
+    else if (role === ROLE_SECONDARY && primary >= 0 && primary !== this.self) want = this.behind ? this.base : this.lowered;
     else return;
     if (want === this.current) {
       this.failedFor = null; // a later change is tried (and, failing, reported) afresh
