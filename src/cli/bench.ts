@@ -58,8 +58,8 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
   const niceFlag = f['secondary-apply-nice'];
   let secondaryApplyNice: number | 'auto' | undefined;
   if (niceFlag !== undefined) {
-    secondaryApplyNice = niceFlag === 'auto' ? 'auto' : Number(niceFlag);
-    if (secondaryApplyNice !== 'auto' && !(Number.isInteger(secondaryApplyNice) && secondaryApplyNice >= 0 && secondaryApplyNice <= 19)) {
+    secondaryApplyNice = niceFlag === 'auto' ? 'auto' : /^\d+$/.test(niceFlag) ? Number(niceFlag) : NaN;
+    if (secondaryApplyNice !== 'auto' && !(secondaryApplyNice >= 0 && secondaryApplyNice <= 19)) {
       throw new UsageError(`--secondary-apply-nice must be auto or an integer in [0, 19], got '${niceFlag}'`);
     }
   }

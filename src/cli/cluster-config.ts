@@ -96,7 +96,9 @@ export function parseClusterConfig(path: string, text: string): ClusterConfig {
     for (const [k, v] of Object.entries(o.options)) {
       if (!TUNABLE.has(k)) throw new ConfigError(path, `options.${k}`, `unknown option (known: ${[...TUNABLE].join(', ')})`);
       const auto = k === 'secondaryApplyNice' && v === 'auto';
-      if (typeof v !== 'number' && typeof v !== 'boolean' && !auto) throw new ConfigError(path, `options.${k}`, 'must be a number or boolean');
+      if (typeof v !== 'number' && typeof v !== 'boolean' && !auto) {
+        throw new ConfigError(path, `options.${k}`, k === 'secondaryApplyNice' ? "must be a number or 'auto'" : 'must be a number or boolean');
+      }
       options[k] = v;
     }
   }

@@ -30,8 +30,8 @@ import { CheckpointWriterHost, StateBuffer } from './checkpoint-writer.js';
 import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
-  C_APPLY_NICE, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, C_OLDEST_CHECKPOINT, COMPLETION_READ,
-  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, C_PRIMARY, C_ROLE, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
+  C_APPLY_NICE, C_CHECKPOINT_DECREE, C_CHECKPOINTS, C_PRIMARY, C_ROLE, C_COMMANDS_EXECUTED, C_EXECUTED, C_HEAP_APPLY, C_OLDEST_CHECKPOINT, COMPLETION_READ,
+  COMPLETION_ERROR, COMPLETION_READ_ERROR, COMPLETION_RESULT, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, F_STOP, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
 } from './stage-protocol.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
 import { secondaryNiceForThisThread } from './thread-nice.js';
@@ -88,20 +88,21 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   counters[C_EXECUTED] = executed;
   counters[C_CHECKPOINT_DECREE] = executed;
   counters[C_OLDEST_CHECKPOINT] = listCheckpoints(fs, ckptDir)[0]?.decree ?? 0;
-  port.postMessage({
-    type: 'ready', executedUpTo: executed,
-    skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
-  });
-
   const ring = new RingConsumer(init.shared.execute);
   // Off the commit path while secondary: a lower priority then (option secondaryApplyNice).
-  const nice = secondaryNiceForThisThread(self, o.secondaryApplyNice,
-    (message) => process.emitWarning(message, { code: 'PAXLINE_APPLY_NICE' }));
+  // (A warning posted from here reaches the application as a process warning on its thread.)
+  const nice = await secondaryNiceForThisThread(self, o.secondaryApplyNice,
+    (message) => port.postMessage({ type: 'warning', code: 'PAXLINE_APPLY_NICE', message }));
+  const baseNice = nice.nice;
   const followRole = (): void => {
     nice.follow(counters[C_ROLE]!, counters[C_PRIMARY]!, ring.pendingBytes / ring.capacity);
     counters[C_APPLY_NICE] = nice.nice;
   };
   followRole();
+  port.postMessage({
+    type: 'ready', executedUpTo: executed,
+    skipped: opened.skipped.map((s) => `${s.name}: ${s.reason}`),
+  });
   const completions = new RingProducer(init.shared.completions);
   const overflow: Uint8Array[] = [];
   let commands = 0;
@@ -194,7 +195,10 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     }
   };
 
-  const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept) : null;
+  // Started now, while this thread still has its base priority (a thread inherits its creator's);
+  // a writer restarted later takes the base value back where allowed.
+  const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept, baseNice) : null;
+  writer?.start();
   /** The checkpoint being written, if any (one at a time). */
   let writing: Promise<number> | null = null;
   /** Set once the stage stops or fails: no checkpoint is captured after that (the state may be

@@ -90,7 +90,13 @@ export class CheckpointWriterHost {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (w: CheckpointWritten) => void; reject: (e: Error) => void }>();
 
-  constructor(private readonly dir: string, private readonly kept: number) {}
+  /** `nice`: the value the writer thread takes when it starts (the apply thread's base; null: inherit). */
+  constructor(private readonly dir: string, private readonly kept: number, private readonly nice: number | null = null) {}
+
+  /** Starts the writer thread now, if it is not running (write() starts it otherwise). */
+  start(): void {
+    if (this.worker === null) this.spawn();
+  }
 
   /** Writes the captured stream as the checkpoint `meta`; resolves once it is durable. */
   write(meta: CheckpointMeta, chunks: Uint8Array[]): Promise<CheckpointWritten> {
@@ -112,7 +118,7 @@ export class CheckpointWriterHost {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(WRITER_URL, { name: 'paxline-checkpoint' });
+    const worker = new Worker(WRITER_URL, { name: 'paxline-checkpoint', workerData: { nice: this.nice } });
     worker.on('message', (reply: WriteReply) => {
       const w = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);

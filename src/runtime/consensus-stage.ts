@@ -28,7 +28,8 @@ import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
   C_BALLOT, C_COMMITTED, C_DECREES_PROPOSED, C_ELECTIONS, C_HEAP_CONSENSUS, C_MESSAGES_RECEIVED, C_MESSAGES_SENT,
-  C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, startHeapSampling, type StageShared,
+  C_PRIMARY, C_RETENTION_FLOOR, C_ROLE, F_CANDIDACY_BLOCKED, F_PEER_BLOCKED, REQUEST_HEADER_BYTES, ROLE_PREPARING, ROLE_PRIMARY,
+  ROLE_SECONDARY, startHeapSampling, type StageShared,
 } from './stage-protocol.js';
 
 export interface ConsensusStageInit {
@@ -53,7 +54,7 @@ export type ConsensusEvent =
   | { readonly type: 'failed'; readonly error: ReturnType<typeof errorShape> }
   | { readonly type: 'closed' };
 
-const ROLE_CODE: Record<Role, number> = { secondary: 0, preparing: 1, primary: 2 };
+const ROLE_CODE: Record<Role, number> = { secondary: ROLE_SECONDARY, preparing: ROLE_PREPARING, primary: ROLE_PRIMARY };
 const WAIT_MS = 200;
 
 class Overflowing {

@@ -118,6 +118,16 @@ function str(field: string, v: unknown): string {
   return v;
 }
 
+/** Validates secondaryApplyNice: 'auto' (default) or 0–19; a non-zero number only on Linux. */
+export function secondaryApplyNiceOption(v: unknown, platform: string): number | 'auto' {
+  if (v === undefined || v === 'auto') return 'auto';
+  const n = int('secondaryApplyNice', v, 0, 19);
+  if (n > 0 && platform !== 'linux') {
+    throw badOption('secondaryApplyNice', "must be 0 or 'auto' off Linux (only there is a nice value a thread's own)");
+  }
+  return n;
+}
+
 export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions {
   if (typeof o !== 'object' || o === null) throw badOption('options', 'must be an object');
   const clusterId = str('clusterId', o.clusterId);
@@ -163,11 +173,6 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
   if (segmentBytes < 4 * batchBytesMax + 65536) {
     throw badOption('segmentBytes', `must be at least 4 × batchBytesMax + 64 KiB (${4 * batchBytesMax + 65536}) so a decree always fits a segment`);
   }
-  const secondaryApplyNice = o.secondaryApplyNice === undefined || o.secondaryApplyNice === 'auto'
-    ? 'auto' : int('secondaryApplyNice', o.secondaryApplyNice, 0, 19);
-  if (secondaryApplyNice !== 'auto' && secondaryApplyNice > 0 && process.platform !== 'linux') {
-    throw badOption('secondaryApplyNice', 'must be 0 or \'auto\' off Linux (a nice value is per thread only on Linux)');
-  }
   return Object.freeze({
     clusterId, replicaId, members: Object.freeze(members), dataDir, init, stateMachine,
     stateMachineOptions: o.stateMachineOptions ?? null,
@@ -185,7 +190,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     checkpointsKept: int('checkpointsKept', o.checkpointsKept ?? 2, 1, 100),
     ringBytes,
     segmentBytes,
-    secondaryApplyNice,
+    secondaryApplyNice: secondaryApplyNiceOption(o.secondaryApplyNice, process.platform),
     messageEntriesMax: Math.max(1, Math.min(64, Math.floor((32 * 1024 * 1024) / batchBytesMax))),
   });
 }

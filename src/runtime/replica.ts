@@ -201,6 +201,10 @@ export class PaxlineReplica extends EventEmitter {
         name: `paxline-apply-r${o.replicaId}`,
       });
       started.push(applyWorker);
+      // The apply stage's warnings (secondaryApplyNice) become process warnings of this thread.
+      applyWorker.on('message', (m: { type: string; code?: string; message?: string }) => {
+        if (m.type === 'warning') process.emitWarning(m.message ?? '', { code: m.code ?? 'PAXLINE_WARNING' });
+      });
       const ready = await once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready');
       const consensusWorker = new Worker(new URL('consensus.worker.js', WORKERS), {
         workerData: {

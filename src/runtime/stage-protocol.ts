@@ -34,9 +34,14 @@ export const COMPLETION_READ_ERROR = 3;
 /** A replicate() that executed but whose result cannot be delivered (too large for the ring). */
 export const COMPLETION_ERROR = 4;
 
+/** C_ROLE's codes. */
+export const ROLE_SECONDARY = 0;
+export const ROLE_PREPARING = 1;
+export const ROLE_PRIMARY = 2;
+
 /** Counter slots. */
 export const C_COMMITTED = 0; // consensus
-export const C_ROLE = 1; // consensus: 0 secondary, 1 preparing, 2 primary
+export const C_ROLE = 1; // consensus: ROLE_SECONDARY, ROLE_PREPARING or ROLE_PRIMARY
 export const C_PRIMARY = 2; // consensus: known primary id or -1
 export const C_BALLOT = 3; // consensus
 export const C_DURABLE_SEQ = 4; // log
@@ -61,6 +66,8 @@ export const C_SEGMENTS_CREATED = 21; // log: rollovers (new or recycled segment
 export const C_HEAP_CONSENSUS = 22;
 export const C_HEAP_LOG = 23;
 export const C_HEAP_APPLY = 24;
+// 25–27: the same heaps' physical size (HEAP_PHYSICAL_OFFSET)
+export const C_APPLY_NICE = 28; // apply: the apply thread's nice value (secondaryApplyNice, thread-nice.ts)
 export const HEAP_SAMPLE_MS = 1000;
 /**
  * The same threads' V8 heaps in physical memory (pages written at least once: what they add to
@@ -82,8 +89,6 @@ export function startHeapSampling(counters: Float64Array, slot: number): NodeJS.
   sampleHeap(counters, slot);
   return setInterval(() => sampleHeap(counters, slot), HEAP_SAMPLE_MS);
 }
-/** apply: the apply thread's nice value (secondaryApplyNice; thread-nice.ts). */
-export const C_APPLY_NICE = 28;
 /** fsync latency histogram: slot FSYNC_HIST + k counts fdatasyncs of [2^k, 2^(k+1)) µs. */
 export const C_FSYNC_HIST = 32;
 export const FSYNC_HIST_BUCKETS = 24;

@@ -3,81 +3,77 @@
  *
  * On a secondary the apply stage is off the commit path: a decree is chosen once a quorum has it
  * durably, and the client's answer comes from the primary's apply stage. Where the host has more
- * runnable threads than cores (replicas sharing a machine, or a busy one), every millisecond a
- * secondary's apply thread holds a core is a millisecond that a consensus, network or log thread
- * on the commit path waits for it. So while the replica is a secondary with a known primary, the
- * apply thread's nice value is raised; when it becomes primary, it is put back.
+ * runnable threads than cores (replicas sharing a machine, or a busy one), every slice a
+ * secondary's apply thread holds a core is time a consensus, network or log thread on the commit
+ * path waits for it. So while the replica is a secondary with a known primary, the apply thread's
+ * nice value is raised; when it becomes primary, or falls behind, it is put back.
  *
  * Linux only: there a nice value belongs to a thread (setpriority on thread id 0 = the calling
- * thread, which is what os.setPriority(0, n) does); elsewhere it belongs to the process.
- * Raising a nice value is always allowed; lowering it back needs CAP_SYS_NICE or an RLIMIT_NICE
- * soft limit of at least 20 − the value wanted. `mayRestoreNice` reads both from /proc.
+ * thread, which is what os.setPriority(0, n) does); elsewhere it belongs to the process. A thread
+ * starts with its creator's nice value, so threads started from the apply thread while it is
+ * raised (the checkpoint writer, any the state machine starts) start raised too.
+ *
+ * Raising a nice value is always allowed; lowering it back needs CAP_SYS_NICE in the initial user
+ * namespace or an RLIMIT_NICE soft limit of at least 20 − the value wanted. `probeNiceRestore`
+ * tries it in a short-lived thread rather than reading /proc: a capability held inside a user
+ * namespace (rootless containers) shows in CapEff yet does not count for nice values.
  */
-import { readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ROLE_PRIMARY, ROLE_SECONDARY } from './stage-protocol.js';
 
 /** Nice increment used by secondaryApplyNice 'auto' when the priority can be put back. */
 export const SECONDARY_APPLY_NICE_AUTO = 19;
 const NICE_MAX = 19;
-const CAP_SYS_NICE = 23n;
-
 /** Fill of the apply stage's input ring at which a secondary's apply thread returns to `base` … */
 export const BEHIND_FILL = 0.5;
 /** … and at or below which it is lowered again. */
 export const CAUGHT_UP_FILL = 0.125;
 
-/** Role codes as the consensus stage writes them to C_ROLE (stage-protocol.ts). */
-const ROLE_SECONDARY = 0;
-const ROLE_PRIMARY = 2;
+const PROBE = `
+const { parentPort, workerData: base } = require('node:worker_threads');
+const os = require('node:os');
+let ok = false;
+try { os.setPriority(0, base + 1); os.setPriority(0, base); ok = os.getPriority(0) === base; } catch {}
+parentPort.postMessage(ok);
+`;
 
-/** Effective capabilities from the text of /proc/<pid>/status (0 when absent). */
-export function effectiveCapabilities(procStatus: string): bigint {
-  const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(procStatus);
-  return m === null ? 0n : BigInt(`0x${m[1]!}`);
-}
-
-/** RLIMIT_NICE's soft limit from the text of /proc/<pid>/limits (Infinity for unlimited, 0 when absent). */
-export function niceSoftLimit(procLimits: string): number {
-  const m = /^Max nice priority\s+(\S+)/m.exec(procLimits);
-  if (m === null) return 0;
-  if (m[1] === 'unlimited') return Infinity;
-  const n = Number(m[1]);
-  return Number.isFinite(n) ? n : 0;
-}
-
-/** Whether a thread with these capabilities and RLIMIT_NICE may set its nice value down to `nice`. */
-export function mayLowerNiceTo(nice: number, capEff: bigint, niceLimit: number): boolean {
-  return ((capEff >> CAP_SYS_NICE) & 1n) === 1n || 20 - nice <= niceLimit;
-}
-
-/** mayLowerNiceTo for this process, from /proc (false where /proc cannot be read). */
-export function mayRestoreNice(nice: number): boolean {
-  try {
-    return mayLowerNiceTo(nice, effectiveCapabilities(readFileSync('/proc/self/status', 'utf8')),
-      niceSoftLimit(readFileSync('/proc/self/limits', 'utf8')));
-  } catch {
-    return false;
-  }
+/**
+ * Whether a thread of this process may set its nice value back down to `base` after raising it:
+ * tried in a short-lived thread (raised by one, then put back). False off Linux and at 19.
+ */
+export function probeNiceRestore(base: number): Promise<boolean> {
+  if (process.platform !== 'linux' || base >= NICE_MAX) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const w = new Worker(PROBE, { eval: true, workerData: base });
+    w.once('message', (ok: unknown) => {
+      resolve(ok === true);
+      void w.terminate();
+    });
+    w.once('error', () => resolve(false));
+    w.once('exit', () => resolve(false)); // after a message: no effect
+  });
 }
 
 /**
  * The nice increment a secondary's apply thread takes: the option's number as given, or for
- * 'auto' SECONDARY_APPLY_NICE_AUTO on Linux when the process may put the priority back, else 0.
+ * 'auto' SECONDARY_APPLY_NICE_AUTO when the priority can be put back, else 0; always 0 off Linux.
  */
-export function resolveSecondaryApplyNice(setting: number | 'auto', base: number, platform: string, mayRestore: (nice: number) => boolean): number {
+export function resolveSecondaryApplyNice(setting: number | 'auto', platform: string, canRestore: boolean): number {
   if (platform !== 'linux') return 0;
   if (setting !== 'auto') return setting;
-  return mayRestore(base) ? SECONDARY_APPLY_NICE_AUTO : 0;
+  return canRestore ? SECONDARY_APPLY_NICE_AUTO : 0;
 }
 
 /**
  * Follows the replica's role and sets the calling thread's nice value: `base + increment`
  * (at most 19) while secondary with a known primary other than itself, `base` once primary,
- * unchanged otherwise (no primary known, or standing for election). A secondary whose apply
- * stage has fallen behind — its input ring at least BEHIND_FILL full — runs at `base` until the
- * ring is down to CAUGHT_UP_FILL, so a host kept busy by other work cannot starve it without
- * bound. A failed change is reported once through `warn` and not retried while the same value
- * is wanted.
+ * unchanged otherwise (standing for election, or no primary heard of yet; note that a primary
+ * that steps down still names the last primary it heard of). When the priority can be put back
+ * (`canRestore`), a secondary whose apply stage has fallen behind — its input ring at least
+ * BEHIND_FILL full — runs at `base` until the ring is down to CAUGHT_UP_FILL, so a host kept busy
+ * by other work cannot starve it without bound. When it cannot, `warn` says so once at the start,
+ * and again for each failed attempt to put it back on becoming primary.
  */
 export class SecondaryNice {
   private readonly lowered: number;
@@ -89,11 +85,16 @@ export class SecondaryNice {
     private readonly self: number,
     private readonly base: number,
     increment: number,
+    private readonly canRestore: boolean,
     private readonly set: (nice: number) => void,
     private readonly warn: (message: string) => void,
   ) {
     this.lowered = Math.min(NICE_MAX, base + increment);
     this.current = base;
+    if (this.lowered !== base && !canRestore) {
+      warn(`secondaryApplyNice ${increment}: this process may not lower a thread's nice value (that needs CAP_SYS_NICE, ` +
+        `or an RLIMIT_NICE of at least ${20 - base}), so a secondary that becomes primary keeps its apply thread at nice ${this.lowered}`);
+    }
   }
 
   /** The thread's nice value as last set. */
@@ -106,7 +107,7 @@ export class SecondaryNice {
    * the apply stage's input ring holding decrees not yet executed (0..1).
    */
   follow(role: number, primary: number, fill: number): void {
-    if (fill >= BEHIND_FILL) this.behind = true;
+    if (fill >= BEHIND_FILL) this.behind = this.canRestore;
     else if (fill <= CAUGHT_UP_FILL) this.behind = false;
     let want: number;
     if (role === ROLE_PRIMARY) want = this.base;
@@ -123,16 +124,29 @@ export class SecondaryNice {
       this.failedFor = null;
     } catch (e) {
       this.failedFor = want;
-      this.warn(`apply thread: could not set its nice value from ${this.current} to ${want} (${(e as Error).message}); ` +
-        'to have a secondary\'s apply thread return to full priority when it becomes primary, give the process CAP_SYS_NICE or an RLIMIT_NICE of at least ' +
-        `${20 - want}, or set secondaryApplyNice to 0`);
+      this.warn(`the apply thread could not set its nice value from ${this.current} to ${want} (${(e as Error).message}); ` +
+        `it stays at ${this.current}`);
     }
   }
 }
 
 /** SecondaryNice for the calling thread (one that never changes anything when the increment resolves to 0). */
-export function secondaryNiceForThisThread(self: number, setting: number | 'auto', warn: (message: string) => void): SecondaryNice {
+export async function secondaryNiceForThisThread(self: number, setting: number | 'auto', warn: (message: string) => void): Promise<SecondaryNice> {
   const base = getPriority(0);
-  const increment = resolveSecondaryApplyNice(setting, base, process.platform, mayRestoreNice);
-  return new SecondaryNice(self, base, increment, (n) => setPriority(0, n), warn);
+  const canRestore = await probeNiceRestore(base);
+  const increment = resolveSecondaryApplyNice(setting, process.platform, canRestore);
+  return new SecondaryNice(self, base, increment, canRestore, (n) => setPriority(0, n), warn);
+}
+
+/**
+ * For a thread started by the apply thread (the checkpoint writer): takes `nice` (the apply
+ * thread's base value) if it started with another, where allowed; otherwise keeps what it has.
+ */
+export function takeNice(nice: number | null): void {
+  if (nice === null || process.platform !== 'linux' || getPriority(0) === nice) return;
+  try {
+    setPriority(0, nice);
+  } catch {
+    // Not allowed (no CAP_SYS_NICE / RLIMIT_NICE): it keeps the value it started with.
+  }
 }
