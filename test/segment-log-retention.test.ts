@@ -157,6 +157,32 @@ describe('retiring segments of an open log', () => {
     opened.log.close();
   });
 
+  test('retirement drops exactly the retired locations from the index: by the retired ranges, or by the index when they are sparse', () => {
+    // Ranges walked: segments 1–5 hold 1–8, …, 33–40; decree 3 again in segment 6, which stays.
+    {
+      const sim = new SimFs();
+      const { log } = writeReproLog(sim);
+      const again = makeRecord(3, 900);
+      appendGroup(log, [again]);
+      log.retireSegmentsBelow(6);
+      assert.deepEqual(plain(log.readRecords(0, 100)), plain([again]), 'only the re-accepted decree 3 is left');
+      log.close();
+    }
+    // The index walked: segment 1's range is 1 … 1,000,000, far more decrees than the index holds.
+    {
+      const sim = new SimFs();
+      const { log } = SegmentLog.open(sim, DIR, OPTS);
+      appendGroup(log, [makeRecord(1, 900), makeRecord(1_000_000, 900)]);
+      for (let decree = 2; decree <= 20; decree++) appendGroup(log, [makeRecord(decree, 900)]);
+      const [first, second] = log.segmentSummaries();
+      assert.deepEqual([first!.firstDecree, first!.lastDecree], [1, 1_000_000]);
+      const expected = log.readRecords(second!.firstDecree, 20);
+      log.retireSegmentsBelow(second!.segment);
+      assert.deepEqual(plain(log.readRecords(0, 2_000_000)), plain(expected));
+      log.close();
+    }
+  });
+
   test('unlinking behind the log (executeRetention without the log) is what reads as damage', () => {
     const fs = new SimFs();
     const { log } = writeReproLog(fs);

@@ -767,19 +767,40 @@ export class SegmentLog {
     this.meta = next;
   }
 
+  /**
+   * Drops every index location below `segment`. Each such location's decree lies within its
+   * segment's range (segmentRanges), so only the retired segments' ranges are walked — a
+   * retirement drops a few segments of many — unless together they span more decrees than the
+   * index holds (then the index itself is walked, as readRecords does).
+   */
   private dropIndexBelow(segment: number): void {
-    for (const n of this.segmentRanges.keys()) if (n < segment) this.segmentRanges.delete(n);
     const limit = segment * LOCATION_SEGMENT_FACTOR;
-    for (const [decree, entry] of this.index) {
-      if (typeof entry === 'number') {
-        if (entry < limit) this.index.delete(decree);
-        continue;
-      }
-      const kept = entry.filter((loc) => loc >= limit);
-      if (kept.length === 0) this.index.delete(decree);
-      else if (kept.length === 1) this.index.set(decree, kept[0]!);
-      else if (kept.length < entry.length) this.index.set(decree, kept);
+    const retired: { first: number; last: number }[] = [];
+    let span = 0;
+    for (const [n, r] of this.segmentRanges) {
+      if (n >= segment) continue;
+      retired.push(r);
+      span += r.last - r.first + 1;
+      this.segmentRanges.delete(n);
     }
+    if (span <= this.index.size) {
+      for (const r of retired) for (let d = r.first; d <= r.last; d++) this.dropLocationsBelow(d, limit);
+    } else {
+      for (const decree of this.index.keys()) this.dropLocationsBelow(decree, limit);
+    }
+  }
+
+  private dropLocationsBelow(decree: number, limit: number): void {
+    const entry = this.index.get(decree);
+    if (entry === undefined) return;
+    if (typeof entry === 'number') {
+      if (entry < limit) this.index.delete(decree);
+      return;
+    }
+    const kept = entry.filter((loc) => loc >= limit);
+    if (kept.length === 0) this.index.delete(decree);
+    else if (kept.length === 1) this.index.set(decree, kept[0]!);
+    else if (kept.length < entry.length) this.index.set(decree, kept);
   }
 
   /**
