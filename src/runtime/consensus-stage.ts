@@ -57,7 +57,7 @@ export type ConsensusEvent =
 const ROLE_CODE: Record<Role, number> = { secondary: ROLE_SECONDARY, preparing: ROLE_PREPARING, primary: ROLE_PRIMARY };
 const WAIT_MS = 200;
 
-class Overflowing {
+export class Overflowing {
   private readonly queue: Uint8Array[] = [];
   /** Something pushed since the last waking publish wants its consumer woken. */
   private wakeWanted = false;
