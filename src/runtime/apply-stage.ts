@@ -49,7 +49,7 @@ const DECREES_PER_TURN = 256;
  * Results are published to the main thread every this many, not only once a drain of the
  * execute ring is done: the main thread resolves the first callers (whose next commands start
  * the next decree) while this thread executes the rest of a large decree — the two overlap on
- * two cores. +14–48 % ops/s at 2,048 in flight (profiles/OPTIMIZATIONS.md, 32).
+ * two cores (profiles/OPTIMIZATIONS.md, 32: median +30 % ops/s at 2,048 in flight, −3 % to +48 %).
  */
 const COMPLETIONS_PER_PUBLISH = 128;
 
@@ -208,10 +208,9 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
     }
   };
 
-  // Started now, while this thread still has its base priority (a thread inherits its creator's);
-  // a writer restarted later takes the base value back where allowed.
+  // The writer thread takes the apply thread's base nice value when it starts (a thread inherits
+  // its creator's, which may be raised by then), where allowed; it is started with the loop below.
   const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept, baseNice) : null;
-  writer?.start();
   /** The checkpoint being written, if any (one at a time). */
   let writing: Promise<number> | null = null;
   /** Set once the stage stops or fails: no checkpoint is captured after that (the state may be
@@ -309,6 +308,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   };
 
   try {
+    writer?.start(); // inside the try: closed on every way out
     while (!stopping && Atomics.load(flags, F_STOP) === 0) {
       followRole();
       const n = ring.drain(onDecree, DECREES_PER_TURN);

@@ -45,7 +45,13 @@ parentPort.postMessage(ok);
 export function probeNiceRestore(base: number): Promise<boolean> {
   if (process.platform !== 'linux' || base >= NICE_MAX) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const w = new Worker(PROBE, { eval: true, workerData: base });
+    let w: Worker;
+    try {
+      w = new Worker(PROBE, { eval: true, workerData: base });
+    } catch {
+      resolve(false);
+      return;
+    }
     w.once('message', (ok: unknown) => {
       resolve(ok === true);
       void w.terminate();
@@ -69,7 +75,7 @@ export function resolveSecondaryApplyNice(setting: number | 'auto', platform: st
  * Follows the replica's role and sets the calling thread's nice value: `base + increment`
  * (at most 19) while secondary with a known primary other than itself, `base` once primary,
  * unchanged otherwise (standing for election, or no primary heard of yet; note that a primary
- * that steps down still names the last primary it heard of). When the priority can be put back
+ * that steps down still names the last other primary it heard of, if any). When the priority can be put back
  * (`canRestore`), a secondary whose apply stage has fallen behind — its input ring at least
  * BEHIND_FILL full — runs at `base` until the ring is down to CAUGHT_UP_FILL, so a host kept busy
  * by other work cannot starve it without bound. When it cannot, `warn` says so once at the start,
@@ -93,7 +99,8 @@ export class SecondaryNice {
     this.current = base;
     if (this.lowered !== base && !canRestore) {
       warn(`secondaryApplyNice ${increment}: this process may not lower a thread's nice value (that needs CAP_SYS_NICE, ` +
-        `or an RLIMIT_NICE of at least ${20 - base}), so a secondary that becomes primary keeps its apply thread at nice ${this.lowered}`);
+        `or an RLIMIT_NICE of at least ${20 - base}), so a secondary that becomes primary keeps its apply thread at nice ${this.lowered}, ` +
+        'and a secondary that falls behind stays at it too');
     }
   }
 
@@ -133,7 +140,8 @@ export class SecondaryNice {
 /** SecondaryNice for the calling thread (one that never changes anything when the increment resolves to 0). */
 export async function secondaryNiceForThisThread(self: number, setting: number | 'auto', warn: (message: string) => void): Promise<SecondaryNice> {
   const base = getPriority(0);
-  const canRestore = await probeNiceRestore(base);
+  // The probe only matters when something may be raised.
+  const canRestore = setting !== 0 && await probeNiceRestore(base);
   const increment = resolveSecondaryApplyNice(setting, process.platform, canRestore);
   return new SecondaryNice(self, base, increment, canRestore, (n) => setPriority(0, n), warn);
 }
