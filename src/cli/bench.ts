@@ -15,6 +15,7 @@
  */
 import { BenchError, runClusterBench, type BenchPoint, type Progress } from '../../bench/cluster/cluster-bench.js';
 import { SOAK_WARMUP_S_DEFAULT, formatSoak, runSoak } from '../../bench/cluster/soak.js';
+import { secondaryApplyNiceOption } from '../runtime/options.js';
 import { UsageError, parseFlags } from './flags.js';
 
 export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 replica processes, fdatasync on, KV puts
@@ -58,9 +59,11 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
   const niceFlag = f['secondary-apply-nice'];
   let secondaryApplyNice: number | 'auto' | undefined;
   if (niceFlag !== undefined) {
-    secondaryApplyNice = niceFlag === 'auto' ? 'auto' : /^\d+$/.test(niceFlag) ? Number(niceFlag) : NaN;
-    if (secondaryApplyNice !== 'auto' && !(secondaryApplyNice >= 0 && secondaryApplyNice <= 19)) {
-      throw new UsageError(`--secondary-apply-nice must be auto or an integer in [0, 19], got '${niceFlag}'`);
+    // Checked here by the replica option's own validation, so a bad value is a usage error.
+    try {
+      secondaryApplyNice = secondaryApplyNiceOption(niceFlag === 'auto' ? 'auto' : /^\d+$/.test(niceFlag) ? Number(niceFlag) : NaN, process.platform);
+    } catch (e) {
+      throw new UsageError(`--secondary-apply-nice must be auto or an integer in [0, 19], got '${niceFlag}' (${(e as Error).message})`);
     }
   }
   if (f.soak !== undefined && f.duration !== undefined) throw new UsageError('--soak S sets the window length: drop --duration');
