@@ -50,6 +50,7 @@ test('options: defaults resolve, bad fields are named', () => {
     [{ newLeaderGracePeriodTicks: 11 }, 'newLeaderGracePeriodTicks'],
     [{ electionTimeoutTicksMax: 5 }, 'electionTimeoutTicksMax'],
     [{ replicaId: 5000, members: [5000] }, 'replicaId'],
+    [{ makeBatch: 5 }, 'makeBatch'],
   ];
   for (const [patch, field] of cases) {
     assert.throws(() => resolveCoreOptions({ ...base, ...patch }), (e: unknown) =>
@@ -127,8 +128,11 @@ test('malformed or impossible messages are rejected and counted, never trusted',
  * A one-member replica driven by hand to primary: `pump` persists whatever it asks and collects
  * what it executes (the commands of every batch decree, and how many such decrees there were).
  */
-function singlePrimary(): { r: Replica; pump: () => void; executed: string[]; decrees: () => number } {
-  const r = new Replica({ replicaId: 0, members: [0], random: () => 0, verify: true, catchUpBeforePrepare: false });
+function singlePrimary(
+  makeBatch?: (commands: Uint8Array[]) => DecreeValue,
+): { r: Replica; pump: () => void; executed: string[]; decrees: () => number; values: DecreeValue[] } {
+  const r = new Replica({ replicaId: 0, members: [0], random: () => 0, verify: true, catchUpBeforePrepare: false, ...(makeBatch ? { makeBatch } : {}) });
+  const values: DecreeValue[] = [];
   const executed: string[] = [];
   let decrees = 0;
   const dec = new TextDecoder();
@@ -137,6 +141,7 @@ function singlePrimary(): { r: Replica; pump: () => void; executed: string[]; de
       const ready = r.takeReady();
       for (const e of ready.execute) {
         if (e.value.kind !== 'batch') continue;
+        values.push(e.value);
         decrees++;
         executed.push(...e.value.commands.map((c) => dec.decode(c)));
       }
@@ -150,7 +155,7 @@ function singlePrimary(): { r: Replica; pump: () => void; executed: string[]; de
     pump();
   }
   assert.equal(r.status().role, 'primary');
-  return { r, pump, executed, decrees: () => decrees };
+  return { r, pump, executed, decrees: () => decrees, values };
 }
 
 test('a single replica elects itself, commits and executes in order', () => {
@@ -174,4 +179,19 @@ test('enqueue + proposeQueued cut one batch where propose cuts a decree per comm
   };
   assert.deepEqual(run(false), { decrees: 4, commands: ['a', 'b', 'c', 'd'] });
   assert.deepEqual(run(true), { decrees: 1, commands: ['a', 'b', 'c', 'd'] });
+});
+
+test('makeBatch: the primary holds each batch it cuts as makeBatch made it', () => {
+  const made: DecreeValue[] = [];
+  const { r, pump, executed, values } = singlePrimary((commands) => {
+    const v = { kind: 'batch' as const, commands: [...commands], mark: made.length };
+    made.push(v);
+    return v;
+  });
+  for (const c of ['a', 'b', 'c']) assert.deepEqual(r.enqueue(new TextEncoder().encode(c)), { ok: true });
+  r.proposeQueued();
+  pump();
+  assert.deepEqual(executed, ['a', 'b', 'c']);
+  assert.equal(made.length, 1);
+  assert.equal(values[0], made[0]); // the very object, not a copy
 });

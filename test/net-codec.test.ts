@@ -18,6 +18,10 @@ import {
 } from '../src/net/message-codec.js';
 import { NetError } from '../src/net/net-error.js';
 import { encodeRecord } from '../src/codec/records.js';
+import { EncodedBatch, valueBytes, writeValueBody } from '../src/codec/value-body.js';
+import { isValue } from '../src/core/validate.js';
+import { plainMessage as plain } from './support/plain-values.js';
+
 
 const u32 = fc.tuple(fc.nat(0xffff), fc.nat(0xffff)).map(([hi, lo]) => hi * 0x10000 + lo);
 const safe = fc.oneof(fc.maxSafeNat(), fc.nat(2000), fc.constant(Number.MAX_SAFE_INTEGER));
@@ -102,7 +106,7 @@ test('net codec: every message type round-trips (property)', () => {
       const bytes = encodeMessage(m);
       assert.equal(bytes.length, encodedMessageBytes(m));
       assert.equal(peekMessageType(bytes), m.type);
-      assert.deepStrictEqual(decodeMessage(bytes), m);
+      assert.deepStrictEqual(plain(decodeMessage(bytes)), m);
     }),
     { numRuns: 2000 },
   );
@@ -143,7 +147,7 @@ test('net codec: writeMessage writes in place at an offset (as the transport doe
     fc.property(messageArb, fc.nat(32), (m, at) => {
       const out = new Uint8Array(at + encodedMessageBytes(m) + 5).fill(0xee);
       assert.equal(writeMessage(m, out, at), at + encodedMessageBytes(m));
-      assert.deepStrictEqual(decodeMessage(out.subarray(at, at + encodedMessageBytes(m))), m);
+      assert.deepStrictEqual(plain(decodeMessage(out.subarray(at, at + encodedMessageBytes(m)))), m);
       assert.ok(out.subarray(0, at).every((b) => b === 0xee));
     }),
     { numRuns: 300 },
@@ -153,11 +157,57 @@ test('net codec: writeMessage writes in place at an offset (as the transport doe
 test('net codec: decoded commands are views into the input, not copies', () => {
   const bytes = encodeMessage(sampleAccept);
   const m = decodeMessage(bytes);
-  assert.ok(m.type === 'accept' && m.value.kind === 'batch');
+  assert.ok(m.type === 'accept' && m.value instanceof EncodedBatch);
+  // The batch keeps its encoding as a view of the input (the tail of the accept).
+  assert.equal(m.value.body.buffer, bytes.buffer);
+  assert.equal(m.value.body.byteOffset + m.value.body.length, bytes.length);
   const first = m.value.commands[0]!;
   assert.equal(first.buffer, bytes.buffer);
+  assert.equal(m.value.commands, m.value.commands); // cut out once
   bytes[first.byteOffset] = 42;
   assert.equal(first[0], 42);
+});
+
+test('EncodedBatch: of() encodes like a plain batch, check() accepts exactly the well-framed encodings', () => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 8 }), (commands) => {
+      const plainBatch: DecreeValue = { kind: 'batch', commands };
+      const out = new Uint8Array(valueBytes(plainBatch));
+      writeValueBody(out, new DataView(out.buffer), 0, plainBatch);
+      const made = EncodedBatch.of(commands);
+      assert.deepEqual(made.body, out);
+      assert.equal(made.count, commands.length);
+      assert.deepStrictEqual([...made.commands], commands);
+      assert.ok(isValue(made));
+      const checked = EncodedBatch.check(out);
+      assert.ok(checked instanceof EncodedBatch);
+      assert.deepStrictEqual([...checked.commands], commands);
+      // Written into a message or record: its body, copied whole.
+      const again = new Uint8Array(valueBytes(checked) + 3);
+      assert.equal(writeValueBody(again, new DataView(again.buffer), 3, checked), again.length);
+      assert.deepEqual(again.subarray(3), out);
+      // Any strict prefix, and any extension, is refused.
+      for (let n = 0; n < out.length; n++) assert.equal(typeof EncodedBatch.check(out.subarray(0, n)), 'string');
+      const longer = new Uint8Array(out.length + 1);
+      longer.set(out);
+      assert.equal(EncodedBatch.check(longer), 'trailing bytes after the commands');
+    }),
+    { numRuns: 300 },
+  );
+  assert.equal(EncodedBatch.check(Uint8Array.of(0)), 'not a batch');
+  assert.equal(EncodedBatch.check(Uint8Array.of(2, 0, 0, 0, 0)), 'not a batch');
+  assert.equal(EncodedBatch.check(Uint8Array.of(1, 2, 0, 0, 0, 0, 0, 0, 0)), 'command count 2 exceeds the frame');
+  assert.equal(EncodedBatch.check(Uint8Array.of(1, 1, 0, 0, 0, 5, 0, 0, 0, 1)), 'command bytes past the end');
+});
+
+test('isValue: an encoded batch is valid without its commands being cut out', () => {
+  let reads = 0;
+  const v = { kind: 'batch' as const, encoded: true as const, get commands(): Uint8Array[] { reads++; return []; } };
+  assert.ok(isValue(v));
+  assert.equal(reads, 0);
+  // Without the mark the commands are inspected, and must all be Uint8Arrays.
+  assert.ok(isValue({ kind: 'batch', commands: [Uint8Array.of(1)] }));
+  assert.ok(!isValue({ kind: 'batch', commands: [[1]] }));
 });
 
 test('net codec: every strict prefix and any extension is rejected (property)', () => {
@@ -258,6 +308,6 @@ test('net codec: speed smoke (accept of 1,024 × 16-byte commands; no threshold)
   t0 = process.hrtime.bigint();
   for (let i = 0; i < runs; i++) decodeMessage(bytes);
   const decodeUs = Number(process.hrtime.bigint() - t0) / runs / 1000;
-  assert.deepStrictEqual(decodeMessage(bytes), m);
+  assert.deepStrictEqual(plain(decodeMessage(bytes)), m);
   console.log(`# accept ${bytes.length} B: encode ${encodeUs.toFixed(1)} µs, decode ${decodeUs.toFixed(1)} µs`);
 });

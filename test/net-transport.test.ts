@@ -15,6 +15,7 @@ import { FRAME_HEADER_BYTES, PROTOCOL_VERSION, clusterTag, encodeFrame, encodeHe
 import { encodedMessageBytes } from '../src/net/message-codec.js';
 import { NetError } from '../src/net/net-error.js';
 import { PeerTransport, type PeerAddress, type PeerTransportOptions } from '../src/net/peer-transport.js';
+import { plainMessage } from './support/plain-values.js';
 
 const HOST = '127.0.0.1';
 const CLUSTER = 'net-test';
@@ -163,7 +164,7 @@ test('transport: three replicas exchange every message type', async () => {
       // Per connection, arrival order is send order; across senders it interleaves.
       for (const from of [0, 1, 2]) {
         assert.deepStrictEqual(
-          n.inbox.filter((m) => m.from === from),
+          n.inbox.filter((m) => m.from === from).map(plainMessage),
           sent.get(i)!.filter((m) => m.from === from),
         );
       }

@@ -4,6 +4,7 @@
  * place: checkQuorumTicks < newLeaderGracePeriodTicks ≤ electionTimeoutTicksMin.
  */
 import { BALLOT_ID_SPAN } from './ballot.js';
+import type { DecreeValue } from './types.js';
 
 /** Deliberate bugs, for proving the simulator's checkers can fail. Never set in production. */
 export type CoreMutation =
@@ -45,6 +46,13 @@ export interface CoreOptions {
    * or marks (1024 full decrees measured +25–35 % on the p99 latency at 4,096 in flight).
    */
   readonly retainDecrees?: number;
+  /**
+   * How the primary holds a batch it cuts (default: a plain `{ kind: 'batch', commands }`). The
+   * runtime encodes it at once (EncodedBatch.of in src/codec/value-body.ts): one object per
+   * decree for as long as the core retains it, and the queued commands' views die young.
+   * Must return a batch value holding exactly `commands`, in order.
+   */
+  readonly makeBatch?: (commands: Uint8Array[]) => DecreeValue;
   /** Entries per PrepareAccepted chunk / FetchReply (the message size bound). */
   readonly messageEntriesMax?: number;
   /**
@@ -101,6 +109,7 @@ const DEFAULTS = {
   catchUpTicksMax: 6,
   executedUpTo: 0,
   verify: false,
+  makeBatch: (commands: Uint8Array[]): DecreeValue => ({ kind: 'batch', commands }),
 } as const;
 
 function positiveInt(field: string, value: number, min = 1): void {
@@ -148,6 +157,7 @@ export function resolveCoreOptions(options: CoreOptions): ResolvedCoreOptions {
     throw new CoreOptionsError('heartbeatTicks', 'must be < checkQuorumTicks');
   }
   if (typeof o.random !== 'function') throw new CoreOptionsError('random', 'must be a function');
+  if (typeof o.makeBatch !== 'function') throw new CoreOptionsError('makeBatch', 'must be a function');
   return Object.freeze(o) as ResolvedCoreOptions;
 }
 

@@ -820,7 +820,7 @@ export class Replica {
       l.queue = [];
       l.queueHead = 0;
     }
-    return { kind: 'batch', commands };
+    return this.o.makeBatch(commands);
   }
 
   private proposeDecree(l: LeaderState, decree: number, value: DecreeValue): void {

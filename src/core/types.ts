@@ -12,10 +12,14 @@
  *  - executed: handed to the state machine, strictly in decree order, exactly once per run.
  */
 
-/** A decree's value. Commands are opaque bytes to the core. */
+/**
+ * A decree's value. Commands are opaque bytes to the core. A batch with `encoded: true` was built
+ * from (or into) its wire encoding by a codec that checked its framing, so its commands are
+ * Uint8Arrays by construction (the runtime's EncodedBatch, which cuts them out only when read).
+ */
 export type DecreeValue =
   | { readonly kind: 'noop' }
-  | { readonly kind: 'batch'; readonly commands: readonly Uint8Array[] }
+  | { readonly kind: 'batch'; readonly commands: readonly Uint8Array[]; readonly encoded?: true }
   | { readonly kind: 'config'; readonly members: readonly number[] };
 
 export const NOOP: DecreeValue = Object.freeze({ kind: 'noop' });

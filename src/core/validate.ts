@@ -13,12 +13,13 @@ const isCount = (v: unknown): v is number =>
 
 export function isValue(v: unknown): v is DecreeValue {
   if (typeof v !== 'object' || v === null) return false;
-  const value = v as { kind?: unknown; commands?: unknown; members?: unknown };
+  const value = v as { kind?: unknown; commands?: unknown; members?: unknown; encoded?: unknown };
   switch (value.kind) {
     case 'noop':
       return true;
     case 'batch':
-      return Array.isArray(value.commands) && value.commands.every((c) => c instanceof Uint8Array);
+      // An encoded batch is well formed by construction; reading its commands would cut them out.
+      return value.encoded === true || (Array.isArray(value.commands) && value.commands.every((c) => c instanceof Uint8Array));
     case 'config':
       return Array.isArray(value.members) && value.members.length > 0 && value.members.every(isCount);
     default:

@@ -37,8 +37,9 @@
  *    BALLOT_ID_SPAN, committed < decree, ...) stay with the core's checkMessage.
  *  - The encoding is canonical and prefix-free: when decode succeeds, encode(decode(b)) === b, and
  *    no strict prefix of an encoding decodes.
- *  - ZERO-COPY: decoded batch commands are plain Uint8Array views over the input's buffer.
- *    They stay valid as long as nobody overwrites the input; the frame decoder never reuses a
+ *  - ZERO-COPY: a decoded batch is an EncodedBatch (codec/value-body.ts) holding a view of its
+ *    encoding in the input's buffer; its commands, when asked for, are plain Uint8Array views cut
+ *    from that. They stay valid as long as nobody overwrites the input; the frame decoder never reuses a
  *    buffer it has handed out, so views into its frames are stable. A view keeps its whole
  *    backing buffer (a socket chunk, up to 64 KiB) alive; copy it if it is kept long.
  *  - Encoding throws NetError PAXLINE_BAD_ARGUMENT (field named) for a number it cannot represent.
@@ -55,7 +56,7 @@
  */
 import type { DecreeValue, Entry, Message, MessageType } from '../core/types.js';
 import {
-  VALUE_BATCH, VALUE_CONFIG, VALUE_NOOP, rememberBatchBody, valueBytes, writeValueBody,
+  EncodedBatch, VALUE_BATCH, VALUE_CONFIG, VALUE_NOOP, valueBytes, writeValueBody,
 } from '../codec/value-body.js';
 import { badArgument, badFrame } from './net-error.js';
 
@@ -317,21 +318,16 @@ class Reader {
     if (kind === VALUE_NOOP) return { kind: 'noop' };
     if (kind === VALUE_BATCH) {
       const n = this.count(4, 'command count');
-      const commands: Uint8Array[] = new Array<Uint8Array>(n);
-      const buffer = this.bytes.buffer;
-      const base = this.bytes.byteOffset;
       for (let i = 0; i < n; i++) {
         const len = this.u32('command length');
         this.need(len, 'command bytes');
-        // A direct view, not subarray(): subarray consults the species constructor (slow), and
-        // would return a Buffer for Buffer input; commands are plain Uint8Arrays either way.
-        commands[i] = new Uint8Array(buffer, base + this.at, len);
         this.at += len;
       }
-      const value: DecreeValue = { kind: 'batch', commands };
-      // The bytes just read are this value's encoding: records and messages copy them whole.
-      rememberBatchBody(value, new Uint8Array(buffer, base + start, this.at - start));
-      return value;
+      // The bytes just walked are this value's encoding: kept as they are (records and messages
+      // copy them whole; the commands are cut out as views only if something asks).
+      const batch = EncodedBatch.check(new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, this.at - start));
+      if (typeof batch === 'string') return badFrame(batch);
+      return batch;
     }
     if (kind === VALUE_CONFIG) {
       const n = this.count(4, 'member count');

@@ -18,6 +18,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
+import { EncodedBatch } from '../codec/value-body.js';
 import { Replica } from '../core/replica.js';
 import type { DeferredMessage, Entry, LogRecord, Message, Ready, Role } from '../core/types.js';
 import { PeerTransport } from '../net/peer-transport.js';
@@ -119,6 +120,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     proposalQueueMax: o.inflightMax,
     retainDecrees: o.retainDecrees,
     messageEntriesMax: o.messageEntriesMax,
+    makeBatch: EncodedBatch.of,
     executedUpTo: init.executedUpTo,
     random: Math.random,
   }, records, {
