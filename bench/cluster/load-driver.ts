@@ -23,8 +23,16 @@
 import { performance } from 'node:perf_hooks';
 import { createLatencyHistogram, recordMs, summarize, type LatencySummary } from './latency.js';
 
-/** Sends one operation from `slot`; resolves true when it resolved with the expected result. */
-export type IssueFn = (slot: number) => Promise<boolean>;
+/**
+ * The operations a driver sends: `issue(slot)` sends one from `slot` and returns its promise;
+ * `isExpected(result)` says whether it resolved with the expected result. The driver attaches one
+ * pair of handlers per slot, made once (no closure and no extra promise per operation: on the
+ * primary's main thread every allocation per operation adds to the scavenges that pause it).
+ */
+export interface Operations<T> {
+  issue(slot: number): Promise<T>;
+  isExpected(result: T): boolean;
+}
 
 export interface LoadSpec {
   /** Closed loop: operations outstanding. Open loop: the most outstanding at once. */
@@ -54,7 +62,7 @@ export interface WindowReport {
 
 const PUMP_MS = 1;
 
-export class LoadDriver {
+export class LoadDriver<T> {
   private running = false;
   private counting = false;
   private outstanding = 0;
@@ -71,10 +79,15 @@ export class LoadDriver {
   private backlogMax = 0;
   private drainWaiters: (() => void)[] = [];
   private maxMsPerSecond: number[] = [];
+  /** Per slot: the send time (ms) of its outstanding operation, and its two handlers. */
+  private readonly startMs: Float64Array;
+  private readonly onResult: ((result: T) => void)[] = [];
+  private readonly onError: ((error: unknown) => void)[] = [];
 
-  constructor(private readonly spec: LoadSpec, private readonly issue: IssueFn) {
+  constructor(private readonly spec: LoadSpec, private readonly operations: Operations<T>) {
     if (!Number.isSafeInteger(spec.inflight) || spec.inflight < 1) throw new Error(`inflight must be an integer ≥ 1, got ${spec.inflight}`);
     if (spec.rateOpsPerSec !== null && !(spec.rateOpsPerSec > 0)) throw new Error(`rate must be > 0, got ${spec.rateOpsPerSec}`);
+    this.startMs = new Float64Array(spec.inflight);
   }
 
   start(): void {
@@ -140,13 +153,17 @@ export class LoadDriver {
 
   private fire(slot: number, startMs: number): void {
     this.outstanding++;
-    this.issue(slot).then(
-      (ok) => this.done(slot, startMs, ok ? null : 'unexpected result'),
-      (e: unknown) => this.done(slot, startMs, e ?? 'rejected'),
-    );
+    this.startMs[slot] = startMs;
+    let onResult = this.onResult[slot];
+    if (onResult === undefined) {
+      onResult = this.onResult[slot] = (r: T) => this.done(slot, this.operations.isExpected(r) ? null : 'unexpected result');
+      this.onError[slot] = (e: unknown) => this.done(slot, e ?? 'rejected');
+    }
+    this.operations.issue(slot).then(onResult, this.onError[slot]);
   }
 
-  private done(slot: number, startMs: number, error: unknown): void {
+  private done(slot: number, error: unknown): void {
+    const startMs = this.startMs[slot]!;
     this.outstanding--;
     if (error === null) {
       if (this.counting) {
@@ -189,7 +206,7 @@ export class LoadDriver {
 }
 
 /** IPC handlers shared by the replica process (embedded load) and the load generators. */
-export function loadHandlers(driver: () => LoadDriver): Record<string, (arg: unknown) => unknown> {
+export function loadHandlers<T>(driver: () => LoadDriver<T>): Record<string, (arg: unknown) => unknown> {
   return {
     loadMarkStart: () => { driver().markStart(); return null; },
     loadMarkEnd: () => driver().markEnd(),

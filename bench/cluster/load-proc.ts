@@ -26,7 +26,7 @@ export interface ClientLoadArg {
 /** The client's window (windowMax) must cover each client's share of the outstanding puts. */
 const CLIENT_WINDOW_MAX = 2048;
 
-let driver: LoadDriver | null = null;
+let driver: LoadDriver<void> | null = null;
 let kvClients: KvClient[] = [];
 
 function startClientLoad(a: ClientLoadArg): unknown {
@@ -37,9 +37,10 @@ function startClientLoad(a: ClientLoadArg): unknown {
   const keys = makeKeys(a.keyPrefix);
   const value = makeValue(a.commandBytes);
   let next = 0;
-  driver = new LoadDriver({ inflight: a.inflight, rateOpsPerSec: a.rateOpsPerSec }, (slot) => {
-    const key = keys[next++ % KEY_COUNT]!;
-    return kvClients[slot % kvClients.length]!.put(key, value).then(() => true);
+  const key = (): string => keys[next++ % KEY_COUNT]!;
+  driver = new LoadDriver({ inflight: a.inflight, rateOpsPerSec: a.rateOpsPerSec }, {
+    issue: (slot) => kvClients[slot % kvClients.length]!.put(key(), value),
+    isExpected: () => true, // a put that resolves succeeded (failures reject)
   });
   driver.start();
   return { pid: process.pid };

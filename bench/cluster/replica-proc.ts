@@ -48,7 +48,7 @@ export interface EmbeddedLoadArg {
 
 let replica: PaxlineReplica | null = null;
 let clients: ClientServer | null = null;
-let driver: LoadDriver | null = null;
+let driver: LoadDriver<Uint8Array> | null = null;
 
 function need<T>(x: T | null, what: string): T {
   if (x === null) throw new Error(`${what} not started`);

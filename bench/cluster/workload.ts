@@ -16,6 +16,7 @@
  * the machine keeps at most one result per client. Slots ≤ the machine's clientsMax (65,536).
  */
 import { encodeKvCommand, encodeKvCommandInto, encodeKvResult, kvCommandBytes } from '../../src/kv/kv-codec.js';
+import type { Operations } from './load-driver.js';
 
 export const KEY_BYTES = 16;
 export const KEY_COUNT = 16_384;
@@ -51,26 +52,34 @@ export function encodedPutBytes(valueBytes: number): number {
 }
 
 /**
- * The embedded load's issue function (bench/cluster/replica-proc.ts and the profiled primary,
+ * The embedded load's operations (bench/cluster/replica-proc.ts and the profiled primary,
  * bench/profile/primary-main.ts): slot i sends KV puts as client BASE_CLIENT_ID + i, keys in
  * rotation. One command buffer per slot, encoded into again for each of its commands
- * (replicate() copies its argument at once): what an application sending at this rate would do.
- * Every key has the same length, so every put of a slot has the same size.
+ * (replicate() copies its argument at once), and one command object rewritten for each: what an
+ * application sending at this rate would do. Every key has the same length, so every put of a
+ * slot has the same size. A put succeeded when its result is PUT_OK.
  */
 export function embeddedPuts(
   replicate: (command: Uint8Array) => Promise<Uint8Array>, inflight: number, valueBytes: number,
-): (slot: number) => Promise<boolean> {
+): Operations<Uint8Array> {
   const keys = makeKeys('k');
   const value = makeValue(valueBytes);
   const seqs = new Float64Array(inflight);
-  const bytes = kvCommandBytes({ op: 'put', clientId: BASE_CLIENT_ID, seq: 1, ackedBelow: 1, key: keys[0]!, value });
+  const put = { op: 'put' as const, clientId: BASE_CLIENT_ID, seq: 1, ackedBelow: 1, key: keys[0]!, value };
+  const bytes = kvCommandBytes(put);
   const buffers = Array.from({ length: inflight }, () => new Uint8Array(bytes));
   let next = 0;
-  return (slot) => {
-    const seq = ++seqs[slot]!;
-    const key = keys[next++ % KEY_COUNT]!;
-    const cmd = buffers[slot]!;
-    encodeKvCommandInto({ op: 'put', clientId: BASE_CLIENT_ID + slot, seq, ackedBelow: seq, key, value }, cmd);
-    return replicate(cmd).then(isPutOk);
+  return {
+    issue: (slot) => {
+      const seq = ++seqs[slot]!;
+      put.clientId = BASE_CLIENT_ID + slot;
+      put.seq = seq;
+      put.ackedBelow = seq;
+      put.key = keys[next++ % KEY_COUNT]!;
+      const cmd = buffers[slot]!;
+      encodeKvCommandInto(put, cmd);
+      return replicate(cmd);
+    },
+    isExpected: isPutOk,
   };
 }

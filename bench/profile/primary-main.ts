@@ -87,7 +87,7 @@ function hideWorkerIsolateLogs(): void {
   }
 }
 
-function startLoad(r: PaxlineReplica, c: PrimaryConfig): LoadDriver {
+function startLoad(r: PaxlineReplica, c: PrimaryConfig): LoadDriver<Uint8Array> {
   const driver = new LoadDriver({ inflight: c.inflight, rateOpsPerSec: c.rateOpsPerSec }, embeddedPuts((cmd) => r.replicate(cmd), c.inflight, c.commandBytes));
   driver.start();
   return driver;
