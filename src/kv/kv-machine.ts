@@ -61,13 +61,13 @@ import {
   encodeKvResult,
   isKeyOk,
   isValueOk,
-  kvPackr,
   tryDecodeKvCommand,
   tryDecodeKvQuery,
   unpackOrUndefined,
   type KvCommand,
 } from './kv-codec.js';
 import { KvError } from './kv-error.js';
+import { FrameWriter } from './state-frames.js';
 
 export const KV_STATE_MAGIC = 0x50584b56; // 'PXKV'
 export const KV_STATE_VERSION = 1;
@@ -153,6 +153,13 @@ export class ResultTable {
       if (seq < below) m.delete(seq);
       else if (!sweep) break;
     }
+  }
+
+  /** Appends the results of seqs ≥ `below` to `seqs` and `results` (pairwise, no iterator). */
+  collectFrom(below: number, seqs: number[], results: Uint8Array[]): void {
+    if (this.r0 !== null && this.seq0 >= below) seqs.push(this.seq0), results.push(this.r0);
+    if (this.more === null) return;
+    for (const [seq, r] of this.more) if (seq >= below) seqs.push(seq), results.push(r);
   }
 
   *entries(): IterableIterator<[number, Uint8Array]> {
@@ -344,34 +351,34 @@ export class KvMachine implements StateMachine {
   }
 
   saveState(writer: StateWriter): void {
-    const frame = (body: unknown): void => {
-      const bytes = kvPackr.pack(body); // shared scratch: written (copied) before the next pack
-      assert(bytes.length <= KV_STATE_FRAME_BYTES_MAX, 'KV state frame too large');
-      const len = new Uint8Array(4);
-      new DataView(len.buffer).setUint32(0, bytes.length, true);
-      writer.write(len);
-      writer.write(bytes);
-    };
-    frame([KV_STATE_MAGIC, KV_STATE_VERSION, this.data.size, this.clients.size]);
-    let chunk: unknown[] = [FRAME_DATA];
-    let chunkBytes = 0;
+    // Frames of ~KV_STATE_CHUNK_BYTES, MessagePack written by hand (state-frames.ts): the apply
+    // thread, and every result on the primary, waits for this.
+    const w = new FrameWriter(writer, KV_STATE_FRAME_BYTES_MAX);
+    w.frameOfInts([KV_STATE_MAGIC, KV_STATE_VERSION, this.data.size, this.clients.size]);
+    w.uint(FRAME_DATA);
     for (const [k, v] of this.data) {
-      chunk.push(k, v);
-      chunkBytes += k.length * 3 + v.length * 3 + 10;
-      if (chunkBytes >= KV_STATE_CHUNK_BYTES) frame(chunk), chunk = [FRAME_DATA], chunkBytes = 0;
+      w.str(k);
+      w.str(v);
+      if (w.bodyBytes >= KV_STATE_CHUNK_BYTES) w.flush(), w.uint(FRAME_DATA);
     }
-    if (chunk.length > 1) frame(chunk);
-    chunk = [FRAME_CLIENTS];
-    chunkBytes = 0;
+    if (w.itemCount > 1) w.flush();
+    else w.discard();
+    w.uint(FRAME_CLIENTS);
+    const seqs: number[] = [];
+    const results: Uint8Array[] = [];
     for (const [id, e] of this.clients) {
-      const results: unknown[] = [];
-      for (const [seq, r] of e.results.entries()) if (seq >= e.ackedBelow) results.push(seq, r);
-      chunk.push(id, e.ackedBelow, e.lastDecree, results);
-      chunkBytes += 40 + results.length * 24;
-      if (chunkBytes >= KV_STATE_CHUNK_BYTES) frame(chunk), chunk = [FRAME_CLIENTS], chunkBytes = 0;
+      seqs.length = 0;
+      results.length = 0;
+      e.results.collectFrom(e.ackedBelow, seqs, results);
+      w.uint(id);
+      w.uint(e.ackedBelow);
+      w.uint(e.lastDecree);
+      w.pairs(seqs, results);
+      if (w.bodyBytes >= KV_STATE_CHUNK_BYTES) w.flush(), w.uint(FRAME_CLIENTS);
     }
-    if (chunk.length > 1) frame(chunk);
-    frame([FRAME_TRAILER, this.data.size, this.clients.size]);
+    if (w.itemCount > 1) w.flush();
+    else w.discard();
+    w.frameOfInts([FRAME_TRAILER, this.data.size, this.clients.size]);
   }
 
   loadState(reader: StateReader): void {
