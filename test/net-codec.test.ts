@@ -19,7 +19,7 @@ import {
 import { NetError } from '../src/net/net-error.js';
 import { encodeRecord } from '../src/codec/records.js';
 import { EncodedBatch, valueBytes, writeValueBody } from '../src/codec/value-body.js';
-import { isValue } from '../src/core/validate.js';
+import { isValue, sameValue } from '../src/core/validate.js';
 import { plainMessage as plain } from './support/plain-values.js';
 
 
@@ -200,11 +200,13 @@ test('EncodedBatch: of() encodes like a plain batch, check() accepts exactly the
   assert.equal(EncodedBatch.check(Uint8Array.of(1, 1, 0, 0, 0, 5, 0, 0, 0, 1)), 'command bytes past the end');
 });
 
-test('isValue: an encoded batch is valid without its commands being cut out', () => {
+test('isValue: an encoded batch (with its body) is valid without its commands being cut out', () => {
   let reads = 0;
-  const v = { kind: 'batch' as const, encoded: true as const, get commands(): Uint8Array[] { reads++; return []; } };
+  const v = { kind: 'batch' as const, encoded: true as const, body: Uint8Array.of(1, 0, 0, 0, 0), get commands(): Uint8Array[] { reads++; return []; } };
   assert.ok(isValue(v));
   assert.equal(reads, 0);
+  // The mark alone is not enough: an encoded batch must carry its encoding.
+  assert.ok(!isValue({ kind: 'batch', encoded: true, commands: [] }));
   // Without the mark the commands are inspected, and must all be Uint8Arrays.
   assert.ok(isValue({ kind: 'batch', commands: [Uint8Array.of(1)] }));
   assert.ok(!isValue({ kind: 'batch', commands: [[1]] }));
@@ -310,4 +312,15 @@ test('net codec: speed smoke (accept of 1,024 × 16-byte commands; no threshold)
   const decodeUs = Number(process.hrtime.bigint() - t0) / runs / 1000;
   assert.deepStrictEqual(plain(decodeMessage(bytes)), m);
   console.log(`# accept ${bytes.length} B: encode ${encodeUs.toFixed(1)} µs, decode ${decodeUs.toFixed(1)} µs`);
+});
+
+test('sameValue: two encoded batches compare by body, an encoded and a plain one by commands', () => {
+  const a = EncodedBatch.of([Uint8Array.of(1, 2), Uint8Array.of(3)]);
+  const b = EncodedBatch.check(a.body.slice());
+  assert.ok(b instanceof EncodedBatch);
+  assert.ok(sameValue(a, b));
+  assert.ok(!sameValue(a, EncodedBatch.of([Uint8Array.of(1, 2), Uint8Array.of(4)])));
+  assert.ok(!sameValue(a, EncodedBatch.of([Uint8Array.of(1, 2)])));
+  assert.ok(sameValue(a, { kind: 'batch', commands: [Uint8Array.of(1, 2), Uint8Array.of(3)] }));
+  assert.ok(!sameValue({ kind: 'batch', commands: [Uint8Array.of(1, 2), Uint8Array.of(3), Uint8Array.of(5)] }, b));
 });

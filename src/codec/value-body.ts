@@ -4,12 +4,11 @@
  *
  *   u8 0 (noop) | u8 1 (batch) u32 count, count × (u32 length | bytes) | u8 2 (config) u32 count, count × u32 id
  *
- * A batch is encoded once and its body cached per value object (a WeakMap: the entry dies with
- * the value): the primary writes each batch into two messages, its own log record and the apply
- * stage's record, and a secondary into its log record and the apply record — one block copy each
- * instead of a length and a copy per command every time (profiles/OPTIMIZATIONS.md entry 14).
- * A decoder that has the body bytes at hand registers them (rememberBatchBody), so a value
- * received from the network is never re-encoded.
+ * A batch is encoded once: the primary writes each batch into two messages, its own log record
+ * and the apply stage's record, and a secondary into its log record and the apply record — one
+ * block copy each instead of a length and a copy per command every time (profiles/OPTIMIZATIONS.md
+ * entry 14). A plain `{ kind: 'batch', commands }` has its body cached per value object (a
+ * WeakMap: the entry dies with the value).
  *
  * A batch that arrives as bytes (a message from the primary) or that the primary's consensus stage
  * cuts is an EncodedBatch: it holds only its encoding, and cuts its commands out as views when
@@ -98,11 +97,6 @@ function encodeBatch(commands: readonly Uint8Array[]): Uint8Array {
     p += 4 + c.length;
   }
   return out;
-}
-
-/** Records `body` (which must be exactly the encoding of `v`) as the encoding of batch `v`. */
-export function rememberBatchBody(v: BatchValue, body: Uint8Array): void {
-  bodies.set(v, body);
 }
 
 function batchBody(v: BatchValue): Uint8Array {

@@ -13,13 +13,13 @@
  */
 
 /**
- * A decree's value. Commands are opaque bytes to the core. A batch with `encoded: true` was built
- * from (or into) its wire encoding by a codec that checked its framing, so its commands are
- * Uint8Arrays by construction (the runtime's EncodedBatch, which cuts them out only when read).
+ * A decree's value. Commands are opaque bytes to the core. A batch with `encoded: true` also
+ * carries `body`, its wire encoding, which a codec built or checked (the runtime's EncodedBatch,
+ * codec/value-body.ts): its commands are views of `body`, cut out only when read.
  */
 export type DecreeValue =
   | { readonly kind: 'noop' }
-  | { readonly kind: 'batch'; readonly commands: readonly Uint8Array[]; readonly encoded?: true }
+  | { readonly kind: 'batch'; readonly commands: readonly Uint8Array[]; readonly encoded?: true; readonly body?: Uint8Array }
   | { readonly kind: 'config'; readonly members: readonly number[] };
 
 export const NOOP: DecreeValue = Object.freeze({ kind: 'noop' });

@@ -13,13 +13,14 @@ const isCount = (v: unknown): v is number =>
 
 export function isValue(v: unknown): v is DecreeValue {
   if (typeof v !== 'object' || v === null) return false;
-  const value = v as { kind?: unknown; commands?: unknown; members?: unknown; encoded?: unknown };
+  const value = v as { kind?: unknown; commands?: unknown; members?: unknown; encoded?: unknown; body?: unknown };
   switch (value.kind) {
     case 'noop':
       return true;
     case 'batch':
-      // An encoded batch is well formed by construction; reading its commands would cut them out.
-      return value.encoded === true || (Array.isArray(value.commands) && value.commands.every((c) => c instanceof Uint8Array));
+      // An encoded batch holds its checked encoding; reading its commands would cut them out.
+      if (value.encoded === true) return value.body instanceof Uint8Array;
+      return Array.isArray(value.commands) && value.commands.every((c) => c instanceof Uint8Array);
     case 'config':
       return Array.isArray(value.members) && value.members.length > 0 && value.members.every(isCount);
     default:
@@ -101,6 +102,12 @@ export function sameValue(a: DecreeValue, b: DecreeValue): boolean {
     return a.members.length === b.members.length && a.members.every((m, i) => m === b.members[i]);
   }
   if (a.kind === 'batch' && b.kind === 'batch') {
+    if (a.encoded === true && b.encoded === true && a.body !== undefined && b.body !== undefined) {
+      // Both held as their encodings: equal values have equal bodies (the encoding is canonical).
+      if (a.body.length !== b.body.length) return false;
+      for (let j = 0; j < a.body.length; j++) if (a.body[j] !== b.body[j]) return false;
+      return true;
+    }
     if (a.commands.length !== b.commands.length) return false;
     for (let i = 0; i < a.commands.length; i++) {
       const x = a.commands[i]!;

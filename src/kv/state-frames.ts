@@ -11,6 +11,7 @@
  * every result on the primary) for ~50 ms with 65,536 client sessions (profiles/OPTIMIZATIONS.md
  * entry 37).
  */
+import { assert } from '../core/assert.js';
 import type { StateWriter } from '../runtime/state-machine.js';
 
 const utf8 = new TextEncoder();
@@ -44,7 +45,7 @@ export class FrameWriter {
   flush(): void {
     if (this.items === 0) return;
     const body = this.at - 4;
-    if (body > this.frameBytesMax) throw new Error(`assertion failed: KV state frame of ${body} bytes is too large`);
+    assert(body <= this.frameBytesMax, `KV state frame of ${body} bytes is too large`);
     this.dv.setUint32(0, body, true);
     this.buf[4] = 0xdd;
     this.dv.setUint32(5, this.items, false);
@@ -87,6 +88,7 @@ export class FrameWriter {
   }
 
   private putUint(v: number): void {
+    assert(Number.isSafeInteger(v) && v >= 0, 'KV state: a count or id that is not a non-negative safe integer');
     this.room(9);
     const b = this.buf;
     if (v < 0x80) b[this.at++] = v;

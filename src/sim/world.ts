@@ -10,7 +10,9 @@
  */
 import { checkLinearizable } from '../check/linearizability.js';
 import type { KvInput, KvOperation, KvOutput } from '../check/history.js';
+import { EncodedBatch } from '../codec/value-body.js';
 import { Replica } from '../core/replica.js';
+import { decodeMessage, encodeMessage } from '../net/message-codec.js';
 import type { CoreMutation } from '../core/options.js';
 import type { DecreeValue, DeferredMessage, Entry, LogRead, LogRecord, Message, Ready } from '../core/types.js';
 import { KvStateMachine, decodeKvCommand, encodeKvCommand, requestKey, type KvCommand, type KvResult } from '../kv/kv.js';
@@ -162,6 +164,8 @@ export class World {
     fetches: 0, stickyRefusals: 0, logServedFetches: 0, compactionAborts: 0,
   };
   private elections = 0;
+  /** Messages go through encodeMessage/decodeMessage, and batches are EncodedBatch (odd seeds). */
+  private readonly wire: boolean;
   private opIds = 0;
   private quiet = false;
   private healUs = Infinity;
@@ -175,6 +179,7 @@ export class World {
   private readonly decidedAt = new Map<number, string>();
 
   constructor(private readonly opts: WorldOptions) {
+    this.wire = opts.seed % 2 === 1; // not drawn: the seed's random stream stays as it was
     this.params = drawSwarm(opts.seed, opts.replicas ?? null);
     this.rng = new Random(opts.seed);
     const m = opts.mutation ?? null;
@@ -247,6 +252,7 @@ export class World {
       retainDecrees: p.retainDecrees,
       preVote: p.preVote,
       random: () => random.next(), mutation: this.coreMutation,
+      ...(this.wire ? { makeBatch: EncodedBatch.of } : {}),
     }, decoded, {
       promisedAtLeast: meta.current.promisedBallot,
       ...(corrupt ? { repairUpTo: opened.report.repairDecreeMax } : {}),
@@ -676,7 +682,9 @@ export class World {
         const sender = this.nodes[e.message.from]!;
         if (e.fragile && (sender.inc !== e.senderInc || !sender.core)) return;
         this.mix(e.message.from * 31 + e.message.to, e.message.type.length);
-        n.core.receive(e.message);
+        // Odd seeds pass every message through the wire codec, as the runtime does: decoded
+        // batches are EncodedBatch values (decision 0012), and primaries cut them with makeBatch.
+        n.core.receive(this.wire ? decodeMessage(encodeMessage(e.message)) : e.message);
         this.drain(n);
         return;
       }
