@@ -1,10 +1,9 @@
 /**
  * Writes the KV machine's checkpoint frames (kv-machine.ts saveState) as MessagePack by hand:
- * each frame is `u32 LE body length | body`, the body one MessagePack array. The same bytes
- * msgpackr would read back to the same values — arrays, strings, non-negative integers (numbers
- * of 2^32 and above as float64, as msgpackr itself writes them) and bin for byte strings — so
- * the stream stays readable by the unchanged reader (`kvPackr.unpack`) and by checkpoints
- * written before. A frame's array header is always the 5-byte form (0xdd), written last, so
+ * each frame is `u32 LE body length | body`, the body one MessagePack array of arrays, strings,
+ * non-negative integers (2^32 and above as float64, as msgpackr itself writes them) and bin for
+ * byte strings. msgpackr reads it back to the same values, so the reader (`kvPackr.unpack`) is
+ * unchanged and checkpoints written before still load (test/kv-state-frames.test.ts). A frame's array header is always the 5-byte form (0xdd), written last, so
  * a frame is filled in one pass without counting first.
  *
  * Why not msgpackr's `pack`: it was ~30 % of a saveState that pauses the apply thread (and so
