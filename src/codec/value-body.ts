@@ -31,7 +31,7 @@ const bodies = new WeakMap<BatchValue, Uint8Array>();
 
 /**
  * A batch value held as its encoding: `body` is exactly `u8 1 | u32 count | count × (u32 length |
- * bytes)`, already checked to be well framed (by `EncodedBatch.check` or by encoding it here).
+ * bytes)`, already checked to be well framed (by `EncodedBatch.read` or by encoding it here).
  * `encoded` tells the core's message validation (src/core/validate.ts) that the commands are
  * Uint8Arrays by construction, so it need not cut them out to look.
  */
@@ -43,21 +43,32 @@ export class EncodedBatch {
   private constructor(readonly body: Uint8Array, readonly count: number) {}
 
   /**
-   * `body` (a view; it is kept, not copied) if it is a well-framed batch encoding whose lengths
-   * fill it exactly, else a short reason. Walks the lengths only: no allocation per command.
+   * Reads the batch encoding that starts at `at` of `bytes` (its tag included), walking the
+   * lengths once (no allocation per command): the batch, a view of `bytes` (kept, not copied),
+   * and the offset where it ends; else a short reason.
    */
-  static check(body: Uint8Array): EncodedBatch | string {
-    if (body.length < 5 || body[0] !== VALUE_BATCH) return 'not a batch';
-    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    const n = dv.getUint32(1, true);
-    if (n * 4 > body.length - 5) return `command count ${n} exceeds the frame`;
-    let p = 5;
+  static read(bytes: Uint8Array, at: number): { readonly batch: EncodedBatch; readonly end: number } | string {
+    if (bytes[at] !== VALUE_BATCH) return 'not a batch';
+    if (at + 5 > bytes.length) return 'batch header past the end';
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const n = dv.getUint32(at + 1, true);
+    if (n * 4 > bytes.length - at - 5) return `command count ${n} exceeds the frame`;
+    let p = at + 5;
     for (let i = 0; i < n; i++) {
-      if (p + 4 > body.length) return 'command length past the end';
+      if (p + 4 > bytes.length) return 'command length past the end';
       p += 4 + dv.getUint32(p, true);
-      if (p > body.length) return 'command bytes past the end';
+      if (p > bytes.length) return 'command bytes past the end';
     }
-    return p === body.length ? new EncodedBatch(body, n) : 'trailing bytes after the commands';
+    // A direct view, not subarray(): that consults the species constructor (slow) and would give
+    // a Buffer for Buffer input.
+    return { batch: new EncodedBatch(new Uint8Array(bytes.buffer, bytes.byteOffset + at, p - at), n), end: p };
+  }
+
+  /** `body` if it is exactly one well-framed batch encoding (see read), else a short reason. */
+  static check(body: Uint8Array): EncodedBatch | string {
+    const r = EncodedBatch.read(body, 0);
+    if (typeof r === 'string') return r;
+    return r.end === body.length ? r.batch : 'trailing bytes after the commands';
   }
 
   /** Encodes `commands` into a new body (one copy of each; the views can then die young). */

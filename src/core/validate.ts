@@ -102,20 +102,17 @@ export function sameValue(a: DecreeValue, b: DecreeValue): boolean {
     return a.members.length === b.members.length && a.members.every((m, i) => m === b.members[i]);
   }
   if (a.kind === 'batch' && b.kind === 'batch') {
-    if (a.encoded === true && b.encoded === true && a.body !== undefined && b.body !== undefined) {
-      // Both held as their encodings: equal values have equal bodies (the encoding is canonical).
-      if (a.body.length !== b.body.length) return false;
-      for (let j = 0; j < a.body.length; j++) if (a.body[j] !== b.body[j]) return false;
-      return true;
-    }
+    // Both held as their encodings: equal values have equal bodies (the encoding is canonical).
+    if (a.encoded === true && b.encoded === true && a.body !== undefined && b.body !== undefined) return sameBytes(a.body, b.body);
     if (a.commands.length !== b.commands.length) return false;
-    for (let i = 0; i < a.commands.length; i++) {
-      const x = a.commands[i]!;
-      const y = b.commands[i]!;
-      if (x.length !== y.length) return false;
-      for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
-    }
+    for (let i = 0; i < a.commands.length; i++) if (!sameBytes(a.commands[i]!, b.commands[i]!)) return false;
     return true;
   }
   return false;
+}
+
+function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
+  if (x.length !== y.length) return false;
+  for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
+  return true;
 }

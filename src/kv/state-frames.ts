@@ -3,8 +3,9 @@
  * each frame is `u32 LE body length | body`, the body one MessagePack array of arrays, strings,
  * non-negative integers (2^32 and above as float64, as msgpackr itself writes them) and bin for
  * byte strings. msgpackr reads it back to the same values, so the reader (`kvPackr.unpack`) is
- * unchanged and checkpoints written before still load (test/kv-state-frames.test.ts). A frame's array header is always the 5-byte form (0xdd), written last, so
- * a frame is filled in one pass without counting first.
+ * unchanged and checkpoints written before still load (test/kv-state-frames.test.ts). A frame's
+ * array header is always the 5-byte form (0xdd), written last, so a frame is filled in one pass
+ * without counting first.
  *
  * Why not msgpackr's `pack`: it was ~30 % of a saveState that pauses the apply thread (and so
  * every result on the primary) for ~50 ms with 65,536 client sessions (profiles/OPTIMIZATIONS.md

@@ -317,17 +317,12 @@ class Reader {
     const kind = this.u8('value kind');
     if (kind === VALUE_NOOP) return { kind: 'noop' };
     if (kind === VALUE_BATCH) {
-      const n = this.count(4, 'command count');
-      for (let i = 0; i < n; i++) {
-        const len = this.u32('command length');
-        this.need(len, 'command bytes');
-        this.at += len;
-      }
-      // The bytes just walked are this value's encoding: kept as they are (records and messages
-      // copy them whole; the commands are cut out as views only if something asks).
-      const batch = EncodedBatch.check(new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, this.at - start));
-      if (typeof batch === 'string') return badFrame(batch);
-      return batch;
+      // Kept as the bytes it arrived in (records and messages copy them whole; the commands are
+      // cut out as views only if something asks).
+      const r = EncodedBatch.read(this.bytes, start);
+      if (typeof r === 'string') return badFrame(r);
+      this.at = r.end;
+      return r.batch;
     }
     if (kind === VALUE_CONFIG) {
       const n = this.count(4, 'member count');
