@@ -45,6 +45,10 @@ test('paxline bench --json: one embedded point prints one line of the documented
   const slowest = Math.max(...perSecond);
   const maxMs = j.maxMs as number;
   assert.ok(Math.abs(slowest - maxMs) <= maxMs * 0.002 + 0.002, `slowest second ${slowest} ms, histogram max ${maxMs} ms`);
+  // Executed on every replica inside the window (the smallest of the three); a closed loop has no send lag.
+  assert.ok(typeof j.executedPerSecMin === 'number' && j.executedPerSecMin > 0, `executedPerSecMin ${j.executedPerSecMin}`);
+  assert.equal(j.sendLagP50Ms, null);
+  assert.equal(j.sendLagP99Ms, null);
   assert.equal(j.stateDigestsEqual, true);
   assert.equal(j.elections, 0);
   assert.equal(j.valid, true);

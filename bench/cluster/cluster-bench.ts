@@ -28,7 +28,13 @@
  *    histogram times the whole step — writes, fdatasync, any metadata sync), as the UPPER BOUND
  *    of the power-of-two bucket it fell in: the true maximum lies in (bound / 2, bound];
  *    latencyMaxMsPerSecond: the slowest counted put completing in each second of the window
- *    (null for a second with none; a tail made of a few stalls shows as a few large entries).
+ *    (null for a second with none; a tail made of a few stalls shows as a few large entries);
+ *    open loop: sendLagP50Ms / sendLagP99Ms, how late the load process sent its puts (actual −
+ *    intended send time: its 1 ms pump and its thread's other work — on the primary's main thread
+ *    for embedded load), a part of the latency above.
+ *  - executedPerSecMin: commands executed by each replica inside the window ÷ the window, the
+ *    smallest of the three — what was executed on ALL replicas in the window (a secondary that
+ *    lags at its end executes the rest after it, so this may fall below opsPerSec).
  *  - cpuUsPerOp: process.cpuUsage() delta (user + system, all threads) of each replica process,
  *    then each load generator, over the window ÷ the window's ops.
  * What is NOT measured: the warm-up (replica start, election, the first warmupS seconds); the
@@ -122,7 +128,16 @@ export interface BenchResult {
   fsyncMaxMs: number[];
   /** The slowest counted operation completing in each second of the window, ms (all load processes). */
   latencyMaxMsPerSecond: (number | null)[];
+  /** Open loop: p50 / p99 of how late puts were sent (actual − intended send time; in the latency); else null. */
+  sendLagP50Ms: number | null;
+  sendLagP99Ms: number | null;
   maxLagDecrees: number[];
+  /**
+   * Commands each replica executed inside the window ÷ the window, the smallest of the three: the
+   * rate at which commands were executed on ALL replicas in the window (a secondary that lags at
+   * the window's end executes the rest after it, so this can be below opsPerSec).
+   */
+  executedPerSecMin: number;
   elections: number;
   busyRejected: number;
   errors: number;
@@ -518,7 +533,9 @@ function summarizeRun(d: RunData): BenchResult {
     fsyncP99Ms: s1.log.fsyncP99Ms,
     fsyncMaxMs: d.end.statuses.map((x, i) => slowestBucketMs(d.start.statuses[i]!.log.fsyncHistogram, x.log.fsyncHistogram)),
     latencyMaxMsPerSecond: maxPerIndex(d.reports.map((r) => r.maxMsPerSecond)),
+    ...sendLagOf(d.reports),
     maxLagDecrees: d.lag.map((x) => Math.max(0, x)),
+    executedPerSecMin: Math.round(Math.min(...d.end.statuses.map((x, i) => x.commandsExecuted - d.start.statuses[i]!.commandsExecuted)) / windowS),
     elections,
     busyRejected: d.reports.reduce((s, r) => s + r.busyRejected, 0),
     errors,
@@ -544,4 +561,11 @@ function summarizeRun(d: RunData): BenchResult {
     nodeFlags: BENCH_NODE_FLAGS,
     startedAt: d.startedAt,
   };
+}
+
+function sendLagOf(reports: readonly WindowReport[]): { sendLagP50Ms: number | null; sendLagP99Ms: number | null } {
+  const parts = reports.map((r) => r.sendLag).filter((x): x is LatencySummary => x !== null);
+  if (parts.length === 0) return { sendLagP50Ms: null, sendLagP99Ms: null };
+  const lag = mergeSummaries(parts);
+  return { sendLagP50Ms: round(lag.p50Ms, 3), sendLagP99Ms: round(lag.p99Ms, 3) };
 }

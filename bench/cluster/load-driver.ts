@@ -58,6 +58,12 @@ export interface WindowReport {
    * few stalls or from queueing all along.
    */
   readonly maxMsPerSecond: (number | null)[];
+  /**
+   * Open loop: how late operations were sent — actual send time − intended send time — for those
+   * sent inside the window (the pump's timer and this thread's other work); null for a closed loop.
+   * The latency above includes it.
+   */
+  readonly sendLag: LatencySummary | null;
 }
 
 const PUMP_MS = 1;
@@ -71,6 +77,7 @@ export class LoadDriver<T> {
   private busy = 0;
   private firstError: string | null = null;
   private readonly histogram = createLatencyHistogram();
+  private readonly sendLag = createLatencyHistogram();
   private windowStartMs = 0;
   private readonly freeSlots: number[] = [];
   private t0Ms = 0;
@@ -105,6 +112,7 @@ export class LoadDriver<T> {
 
   markStart(): void {
     this.histogram.reset();
+    this.sendLag.reset();
     this.ops = 0;
     this.errors = 0;
     this.busy = 0;
@@ -130,6 +138,7 @@ export class LoadDriver<T> {
       intendedOps: this.spec.rateOpsPerSec === null ? 0 : this.dueBy(end) - this.sentAtWindowStart,
       backlogMax: this.backlogMax,
       maxMsPerSecond: Array.from(this.maxMsPerSecond, (x) => (x === undefined ? null : Math.round(x * 1000) / 1000)),
+      sendLag: this.spec.rateOpsPerSec === null ? null : summarize(this.sendLag),
     };
   }
 
@@ -198,6 +207,7 @@ export class LoadDriver<T> {
     while (this.sent < due && this.freeSlots.length > 0) {
       const intendedMs = this.t0Ms + (this.sent * 1000) / rate;
       this.sent++;
+      if (this.counting) recordMs(this.sendLag, performance.now() - intendedMs);
       this.fire(this.freeSlots.pop()!, intendedMs);
     }
     if (this.counting && due - this.sent > this.backlogMax) this.backlogMax = due - this.sent;
