@@ -100,6 +100,36 @@ test('runtime: data-directory guards and option validation', async () => {
   await assert.rejects(createReplica({ ...o, replicaId: 7 }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'members');
   await assert.rejects(createReplica({ ...o, tickMs: 0 }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'tickMs');
   await assert.rejects(createReplica({ ...o, stateMachine: join(here, 'nope.js') }));
+  for (const batchDelayMs of [-1, 1.5, 1001]) {
+    await assert.rejects(createReplica({ ...o, batchDelayMs }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'batchDelayMs');
+  }
+});
+
+test('runtime: batchDelayMs holds proposals so commands sent apart share a decree', async () => {
+  const ports = await freePorts(3);
+  const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));
+  const replicas = await Promise.all(members.map((m) => createReplica({
+    clusterId: 'delay', replicaId: m.id, members, dataDir: join(base, 'delay', `r${m.id}`), init: true,
+    stateMachine: machine, batchDelayMs: 300,
+  })));
+  try {
+    const primary = await primaryOf(replicas);
+    // The first command in a while is cut at once; the next nine, sent 5 ms apart (well inside
+    // the 300 ms delay), wait for the next cut together. Without the delay each would be a
+    // decree of its own (the pipeline has room).
+    const decreeOf = (r: Uint8Array): number => Number(dec.decode(r).split(':')[2]);
+    await primary.replicate(enc.encode('warm'));
+    const pending: Promise<Uint8Array>[] = [];
+    for (let i = 0; i < 10; i++) {
+      pending.push(primary.replicate(enc.encode(`c${i}`)));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const decrees = (await Promise.all(pending)).map(decreeOf);
+    assert.ok(decrees.every((d, i) => i === 0 || d >= decrees[i - 1]!), `in order: ${decrees}`);
+    assert.ok(new Set(decrees.slice(1)).size <= 2, `commands 2–10 in at most two decrees: ${decrees}`);
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
 });
 
 test('runtime: canBecomePrimary() false keeps a replica from standing for primary', async () => {

@@ -75,6 +75,8 @@ export interface BenchPoint {
   /** ReplicaOptions.secondaryApplyNice (default: the replica's default, 'auto'). */
   readonly secondaryApplyNice?: number | 'auto';
   readonly batchCountMax?: number;
+  /** ReplicaOptions.batchDelayMs (default: the replica's default, 0). */
+  readonly batchDelayMs?: number;
   readonly batchBytesMax?: number;
   /** Client load: KV clients per load generator. Default: enough for ≤ 512 puts each. */
   readonly clientsPerGenerator?: number;
@@ -152,7 +154,7 @@ export interface BenchResult {
   warmupS: number;
   ops: number;
   primary: number;
-  options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null; secondaryApplyNice: number | 'auto' | null };
+  options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null; batchDelayMs: number | null; secondaryApplyNice: number | 'auto' | null };
   /** Each replica's apply-thread nice value at the window's end (status().applyNice). */
   applyNice: number[];
   node: string;
@@ -310,6 +312,7 @@ async function startCluster(res: RunResources, point: BenchPoint, progress: (p: 
     ...(point.secondaryApplyNice !== undefined ? { secondaryApplyNice: point.secondaryApplyNice } : {}),
     ...(point.batchCountMax !== undefined ? { batchCountMax: point.batchCountMax } : {}),
     ...(point.batchBytesMax !== undefined ? { batchBytesMax: point.batchBytesMax } : {}),
+    ...(point.batchDelayMs !== undefined ? { batchDelayMs: point.batchDelayMs } : {}),
     ...(point.segmentBytes !== undefined ? { segmentBytes: point.segmentBytes } : {}),
     ...(point.checkpointEveryDecrees !== undefined ? { checkpointEveryDecrees: point.checkpointEveryDecrees } : {}),
   };
@@ -554,6 +557,7 @@ function summarizeRun(d: RunData): BenchResult {
       pipelineDepth: d.point.pipelineDepth ?? null,
       batchCountMax: d.point.batchCountMax ?? null,
       batchBytesMax: d.point.batchBytesMax ?? null,
+      batchDelayMs: d.point.batchDelayMs ?? null,
       secondaryApplyNice: d.point.secondaryApplyNice ?? null,
     },
     applyNice: d.end.statuses.map((x) => x.applyNice),

@@ -37,7 +37,7 @@ export interface ReplicaStartArg {
 
 /** The createReplica options the benchmarks may set (soak: segment size, checkpoint interval). */
 export type ReplicaTuning = Partial<Pick<ReplicaOptions,
-  'pipelineDepth' | 'batchCountMax' | 'batchBytesMax' | 'inflightMax' | 'segmentBytes' | 'checkpointEveryDecrees' | 'secondaryApplyNice'
+  'pipelineDepth' | 'batchCountMax' | 'batchBytesMax' | 'batchDelayMs' | 'inflightMax' | 'segmentBytes' | 'checkpointEveryDecrees' | 'secondaryApplyNice'
   | 'electionTimeoutMsMin' | 'electionTimeoutMsMax'>>;
 
 export interface EmbeddedLoadArg {

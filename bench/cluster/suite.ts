@@ -90,7 +90,7 @@ function gitCommit(): { commit: string; dirty: boolean } {
 /** The best closed-loop embedded 16-byte median so far (the "peak" for open-loop points). */
 function peakOf(done: readonly PointOutcome[]): number {
   const closed = done.filter((o) => o.point?.load === 'embedded' && o.point.commandBytes === 16 && o.point.rateOpsPerSec === undefined
-    && o.point.pipelineDepth === undefined && o.point.batchCountMax === undefined);
+    && o.point.pipelineDepth === undefined && o.point.batchCountMax === undefined && o.point.batchDelayMs === undefined);
   return Math.max(0, ...closed.map((o) => o.median?.opsPerSec ?? 0));
 }
 
@@ -156,7 +156,7 @@ function chartSeries(outcomes: readonly PointOutcome[]): ChartSeries[] {
   const map = new Map<string, ChartSeries & { points: ChartSeries['points'][number][] }>();
   for (const o of outcomes) {
     const p = o.point;
-    if (p === null || o.median === null || p.rateOpsPerSec !== undefined || p.pipelineDepth !== undefined || p.batchCountMax !== undefined) continue;
+    if (p === null || o.median === null || p.rateOpsPerSec !== undefined || p.pipelineDepth !== undefined || p.batchCountMax !== undefined || p.batchDelayMs !== undefined) continue;
     const key = `${p.load} ${p.commandBytes} B`;
     const s = map.get(key) ?? { label: key, points: [] };
     s.points.push({ inflight: p.inflight, opsPerSec: o.median.opsPerSec, opsMin: o.opsPerSecMin!, opsMax: o.opsPerSecMax!, p99Ms: o.median.p99Ms });

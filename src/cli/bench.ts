@@ -1,7 +1,7 @@
 /**
  * `paxline bench [--json] [--load embedded|client] [--command-bytes N] [--inflight N]
  *  [--duration S] [--warmup S] [--rate R] [--dir D] [--pipeline-depth N] [--batch-count-max N]
- *  [--batch-bytes-max N] [--secondary-apply-nice N|auto]`: one point of the cluster benchmark (bench/cluster/cluster-bench.ts) —
+ *  [--batch-bytes-max N] [--batch-delay-ms N] [--secondary-apply-nice N|auto]`: one point of the cluster benchmark (bench/cluster/cluster-bench.ts) —
  * three replica processes on 127.0.0.1, fdatasync on, KV puts of --command-bytes VALUE bytes
  * (16-byte keys). With --json, exactly one JSON line on stdout; otherwise a short summary.
  * Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise).
@@ -22,7 +22,7 @@ export const BENCH_USAGE = `  bench       one point of the cluster benchmark: 3 
               --load embedded|client (default embedded)  --command-bytes N (value size; default
               16 embedded, 128 client)  --inflight N (default 1024)  --duration S (default 30)
               --warmup S (default 10)  --rate R (open loop, R ops/s)  --dir D  --json
-              --pipeline-depth N  --batch-count-max N  --batch-bytes-max N
+              --pipeline-depth N  --batch-count-max N  --batch-bytes-max N  --batch-delay-ms N
               --secondary-apply-nice N|auto (a secondary's apply thread; default auto)
               --soak S --rate R: memory soak for S s (RSS per replica every --sample-every S,
               default 5; --segment-bytes N, --checkpoint-every N decrees; warm-up default 120)`;
@@ -52,7 +52,7 @@ export function progressPrinter(label: string): (p: Progress) => void {
 export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoint; json: boolean; soak: { sampleEveryS: number } | null } {
   const f = parseFlags(argv, {
     json: 'boolean', load: 'string', 'command-bytes': 'number', inflight: 'number', duration: 'number',
-    warmup: 'number', rate: 'number', dir: 'string', 'pipeline-depth': 'number', 'batch-count-max': 'number',
+    warmup: 'number', rate: 'number', dir: 'string', 'pipeline-depth': 'number', 'batch-count-max': 'number', 'batch-delay-ms': 'number',
     'batch-bytes-max': 'number', soak: 'number', 'sample-every': 'number', 'segment-bytes': 'number',
     'checkpoint-every': 'number', 'secondary-apply-nice': 'string',
   });
@@ -82,6 +82,7 @@ export function benchPointFromFlags(argv: readonly string[]): { point: BenchPoin
     ...(secondaryApplyNice !== undefined ? { secondaryApplyNice } : {}),
     ...(f['batch-count-max'] !== undefined ? { batchCountMax: f['batch-count-max'] } : {}),
     ...(f['batch-bytes-max'] !== undefined ? { batchBytesMax: f['batch-bytes-max'] } : {}),
+    ...(f['batch-delay-ms'] !== undefined ? { batchDelayMs: f['batch-delay-ms'] } : {}),
     ...(f['segment-bytes'] !== undefined ? { segmentBytes: f['segment-bytes'] } : {}),
     ...(f['checkpoint-every'] !== undefined ? { checkpointEveryDecrees: f['checkpoint-every'] } : {}),
   };

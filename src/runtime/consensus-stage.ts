@@ -148,6 +148,29 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   let backlog = false;
   let sent = 0;
   let received = 0;
+  /** batchDelayMs: proposals waiting for the next cut (in order), their bytes, the last cut. */
+  let held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let lastCutMs = 0;
+  let holdTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * Hands what is held to `enqueue` once batchDelayMs has passed since the last cut or it fills a
+   * batch (by count or bytes, request headers included); else makes sure a pump runs then.
+   */
+  const releaseHeld = (enqueue: (command: Uint8Array) => void): void => {
+    const now = performance.now();
+    const due = lastCutMs + o.batchDelayMs;
+    if (now >= due || held.length >= o.batchCountMax || heldBytes >= o.batchBytesMax) {
+      for (const c of held) enqueue(c);
+      held = [];
+      heldBytes = 0;
+      lastCutMs = now;
+      if (holdTimer !== null) clearTimeout(holdTimer);
+      holdTimer = null;
+    } else if (holdTimer === null) {
+      holdTimer = setTimeout(() => { holdTimer = null; schedulePump(); }, due - now);
+    }
+  };
 
   const transport = await PeerTransport.start({
     self,
@@ -243,6 +266,15 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     const busy: Uint8Array[] = [];
     let hint = -1;
     let queued = 0;
+    const enqueue = (command: Uint8Array): void => {
+      const res = core.enqueue(command);
+      if (res.ok) {
+        queued++;
+      } else {
+        hint = res.primaryHint;
+        (res.reason === 'busy' ? busy : notPrimary).push(command);
+      }
+    };
     // One copy of everything drained, commands handed to the core as views of it (the ring's
     // slots are reused once drain returns): one allocation per drain, not per command.
     const batch = new Uint8Array(proposals.pendingBytes);
@@ -259,14 +291,16 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       // Queued, not proposed one by one: a decree per command while the pipeline has room
       // would split this drain into many small decrees (each costs its round of messages,
       // fsyncs and thread wake-ups); proposeQueued() below cuts them as one batch.
-      const res = core.enqueue(command);
-      if (res.ok) {
-        queued++;
+      // With batchDelayMs, held here (not in the core, which cuts on any input while the
+      // pipeline has room) until a decree may be cut.
+      if (o.batchDelayMs > 0) {
+        held.push(command);
+        heldBytes += command.length;
       } else {
-        hint = res.primaryHint;
-        (res.reason === 'busy' ? busy : notPrimary).push(command);
+        enqueue(command);
       }
     });
+    if (held.length > 0) releaseHeld(enqueue);
     if (queued > 0) core.proposeQueued();
     if (notPrimary.length > 0) reject('notPrimary', notPrimary, hint);
     if (busy.length > 0) reject('busy', busy, self);
@@ -345,6 +379,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     } else if (msg.type === 'close') {
       stopped = true;
       clearInterval(ticker);
+      if (holdTimer !== null) clearTimeout(holdTimer);
       clearInterval(heapTimer);
       void transport.close().then(() => port.postMessage({ type: 'closed' } satisfies ConsensusEvent));
     }

@@ -45,6 +45,15 @@ export interface ReplicaOptions {
   readonly batchCountMax?: number;
   /** Bytes of commands per decree at most. Default 64 KiB; at most min(ringBytes / 8, 1 MiB). */
   readonly batchBytesMax?: number;
+  /**
+   * Longest a proposal waits on the primary for others to join its decree, ms: a decree is cut at
+   * most once per batchDelayMs, sooner when what waits fills batchCountMax or batchBytesMax.
+   * Fewer, larger decrees cost less CPU per command at moderate load (each decree costs its
+   * round of messages, fsyncs and thread wake-ups on every replica); every command may wait up
+   * to this long. 0 (default): a decree for each drain of the proposal ring, at once. Measured in
+   * profiles/OPTIMIZATIONS.md (41).
+   */
+  readonly batchDelayMs?: number;
   /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */
   readonly inflightMax?: number;
   /**
@@ -94,6 +103,7 @@ export interface ResolvedReplicaOptions {
   readonly pipelineDepth: number;
   readonly batchCountMax: number;
   readonly batchBytesMax: number;
+  readonly batchDelayMs: number;
   readonly inflightMax: number;
   readonly retainDecrees: number;
   readonly checkpointEveryBytes: number;
@@ -183,6 +193,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     pipelineDepth: int('pipelineDepth', o.pipelineDepth ?? 32, 1, 4096),
     batchCountMax: int('batchCountMax', o.batchCountMax ?? 1024, 1, 1 << 20),
     batchBytesMax,
+    batchDelayMs: int('batchDelayMs', o.batchDelayMs ?? 0, 0, 1000),
     inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
     retainDecrees: int('retainDecrees', o.retainDecrees ?? 128, 1),
     checkpointEveryBytes: int('checkpointEveryBytes', o.checkpointEveryBytes ?? 100 * 1024 * 1024, 0),
