@@ -22,6 +22,7 @@ import { createDoorbell, Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import type { ConsensusEvent, RejectionKind } from './consensus-stage.js';
 import { PendingTable } from './pending-table.js';
+import { StartupWatch } from './startup-watch.js';
 import { PaxlineError, revive, reviveBytes, type ErrorShape } from './errors.js';
 import type { LogRecovered } from './log-stage.js';
 import { resolveReplicaOptions, type ReplicaOptions, type ResolvedReplicaOptions } from './options.js';
@@ -194,18 +195,22 @@ export class PaxlineReplica extends EventEmitter {
       name: `paxline-log-r${o.replicaId}`,
     });
     const started: Worker[] = [logWorker];
+    // A stage that fails while a later one starts fails the creation (startup-watch.ts).
+    const watch = new StartupWatch();
+    watch.watch(logWorker, 'log');
     try {
-      const recovered = await once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered');
+      const recovered = await watch.wait(once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered'));
       const applyWorker = new Worker(new URL('apply.worker.js', WORKERS), {
         workerData: { options: o, shared, incarnation: recovered.incarnation },
         name: `paxline-apply-r${o.replicaId}`,
       });
       started.push(applyWorker);
+      watch.watch(applyWorker, 'apply');
       // The apply stage's warnings (secondaryApplyNice) become process warnings of this thread.
       applyWorker.on('message', (m: { type: string; code?: string; message?: string }) => {
         if (m.type === 'warning') process.emitWarning(m.message ?? '', { code: m.code ?? 'PAXLINE_WARNING' });
       });
-      const ready = await once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready');
+      const ready = await watch.wait(once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready'));
       const consensusWorker = new Worker(new URL('consensus.worker.js', WORKERS), {
         workerData: {
           options: o, shared, doorbell, incarnation: recovered.incarnation, records: recovered.records,
@@ -214,7 +219,9 @@ export class PaxlineReplica extends EventEmitter {
         name: `paxline-consensus-r${o.replicaId}`,
       });
       started.push(consensusWorker);
-      const listening = await once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening');
+      watch.watch(consensusWorker, 'consensus');
+      const listening = await watch.wait(once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening'));
+      watch.release(); // throws a failure seen meanwhile; from here the replica's listeners watch
       return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);
     } catch (e) {
       Atomics.store(new Int32Array(shared.flags), F_STOP, 1);

@@ -1,0 +1,62 @@
+/**
+ * The stage workers' failures while a replica is being created. `createReplica` starts the stages
+ * one after another and waits for each to be ready; a stage started earlier may fail meanwhile
+ * (a 'failed' message, an 'error', an exit), and the replica object that would listen for that
+ * does not exist yet — an event with no listener is lost ('message', 'exit') or thrown at the
+ * process ('error'). The watch listens on each worker from the moment it starts until release(),
+ * so such a failure fails the creation instead of yielding a replica with a dead stage.
+ */
+import type { EventEmitter } from 'node:events';
+import { PaxlineError, revive, type ErrorShape } from './errors.js';
+
+/** What the watch needs of a worker (a node:worker_threads Worker is an EventEmitter). */
+export type WatchedWorker = Pick<EventEmitter, 'on' | 'off'>;
+
+export class StartupWatch {
+  /** The first failure seen, or null. */
+  failure: Error | null = null;
+  private readonly unsubscribe: (() => void)[] = [];
+  private rejectFailed: (e: Error) => void = () => undefined;
+  private readonly failed: Promise<never>;
+
+  constructor() {
+    this.failed = new Promise<never>((_, reject) => { this.rejectFailed = reject; });
+    this.failed.catch(() => undefined); // observed through wait() or `failure`
+  }
+
+  /** Watches `worker` (named `name` in messages) until release(). */
+  watch(worker: WatchedWorker, name: string): void {
+    const onMessage = (m: { type?: string; error?: ErrorShape }): void => {
+      if (m?.type === 'failed' && m.error !== undefined) this.fail(revive(m.error));
+    };
+    const onError = (e: Error): void => this.fail(e);
+    const onExit = (code: number): void => {
+      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage: worker exited with code ${code} during start`));
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    this.unsubscribe.push(() => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    });
+  }
+
+  /** `p`, or the first failure of a watched worker if that comes first. */
+  wait<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.failed]);
+  }
+
+  /** Stops watching (the replica's own listeners take over); throws the failure seen, if any. */
+  release(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private fail(e: Error): void {
+    if (this.failure !== null) return;
+    this.failure = e;
+    this.rejectFailed(e);
+  }
+}
