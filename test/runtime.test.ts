@@ -132,6 +132,38 @@ test('runtime: batchDelayMs holds proposals so commands sent apart share a decre
   }
 });
 
+test('runtime: batchDelayMs cuts full batches at once, holds only the rest, and holds nothing on a secondary', async () => {
+  const ports = await freePorts(3);
+  const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));
+  const replicas = await Promise.all(members.map((m) => createReplica({
+    clusterId: 'delayfull', replicaId: m.id, members, dataDir: join(base, 'delayfull', `r${m.id}`), init: true,
+    stateMachine: machine, batchDelayMs: 1000, batchCountMax: 4,
+  })));
+  try {
+    const primary = await primaryOf(replicas);
+    const decreeOf = (r: Uint8Array): number => Number(dec.decode(r).split(':')[2]);
+    await primary.replicate(enc.encode('warm')); // a cut now: the next ones come within the delay
+    let restSettled = false;
+    const burst = Array.from({ length: 10 }, (_, i) => primary.replicate(enc.encode(`b${i}`)));
+    const rest = Promise.all(burst.slice(8)).finally(() => { restSettled = true; });
+    const full = (await Promise.all(burst.slice(0, 8))).map(decreeOf);
+    assert.equal(new Set(full).size, 2, `two full batches of 4: ${full}`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(restSettled, false, 'the last two wait for the delay (1 s after the cut)');
+    const tail = (await rest).map(decreeOf);
+    assert.equal(tail[0], tail[1]);
+    assert.ok(tail[0]! > Math.max(...full));
+    // A secondary holds nothing: its commands are refused at once, not after the delay.
+    const secondary = replicas.find((r) => r !== primary)!;
+    const t0 = performance.now();
+    const refused = await Promise.allSettled([1, 2, 3].map((i) => secondary.replicate(enc.encode(`s${i}`))));
+    assert.ok(refused.every((x) => x.status === 'rejected' && (x.reason as { code?: string }).code === 'PAXLINE_NOT_PRIMARY'));
+    assert.ok(performance.now() - t0 < 900, 'refused without waiting for batchDelayMs (1,000 ms)');
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+});
+
 test('runtime: canBecomePrimary() false keeps a replica from standing for primary', async () => {
   const ports = await freePorts(3);
   const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));

@@ -15,6 +15,12 @@
  *   role             → the main thread and the counters
  * A ring that is full keeps its messages in an ordered overflow queue, retried every turn; the
  * core's pipeline depth bounds how much that can be.
+ *
+ * batchDelayMs > 0 (a primary only): drained proposals are held here, in order, and handed to the
+ * core at most once per batchDelayMs — whole batches (the core's cutBatch rule) at once when they
+ * fill one, the rest when the delay is up. While anything is held a timer is armed for that
+ * moment. A replica that is not primary holds nothing (its commands are refused at once), and
+ * what it held when it stopped being primary is handed over (and refused) at the next pump.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
@@ -148,27 +154,51 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   let backlog = false;
   let sent = 0;
   let received = 0;
-  /** batchDelayMs: proposals waiting for the next cut (in order), their bytes, the last cut. */
+  /** batchDelayMs (see the file comment): proposals waiting for a cut, in order; the last cut. */
   let held: Uint8Array[] = [];
-  let heldBytes = 0;
   let lastCutMs = 0;
   let holdTimer: ReturnType<typeof setTimeout> | null = null;
+  /** How many of the first held commands make whole batches (core cutBatch: count, then bytes). */
+  const wholeBatches = (): number => {
+    let whole = 0;
+    let count = 0;
+    let bytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      const n = held[i]!.length;
+      if (count > 0 && bytes + n > o.batchBytesMax) {
+        whole = i;
+        count = 0;
+        bytes = 0;
+      }
+      count++;
+      bytes += n;
+      if (count === o.batchCountMax) {
+        whole = i + 1;
+        count = 0;
+        bytes = 0;
+      }
+    }
+    return whole;
+  };
   /**
-   * Hands what is held to `enqueue` once batchDelayMs has passed since the last cut or it fills a
-   * batch (by count or bytes, request headers included); else makes sure a pump runs then.
+   * Hands held commands to `enqueue`: all of them when this replica is not primary or the delay
+   * since the last cut is up, else the whole batches among them; arms the timer for the rest.
    */
-  const releaseHeld = (enqueue: (command: Uint8Array) => void): void => {
+  const releaseHeld = (primary: boolean, enqueue: (command: Uint8Array) => void): void => {
     const now = performance.now();
     const due = lastCutMs + o.batchDelayMs;
-    if (now >= due || held.length >= o.batchCountMax || heldBytes >= o.batchBytesMax) {
-      for (const c of held) enqueue(c);
-      held = [];
-      heldBytes = 0;
+    const n = !primary || now >= due ? held.length : wholeBatches();
+    if (n > 0) {
+      for (let i = 0; i < n; i++) enqueue(held[i]!);
+      held = n === held.length ? [] : held.slice(n);
       lastCutMs = now;
-      if (holdTimer !== null) clearTimeout(holdTimer);
+    }
+    if (holdTimer !== null && (held.length === 0 || n > 0)) {
+      clearTimeout(holdTimer);
       holdTimer = null;
-    } else if (holdTimer === null) {
-      holdTimer = setTimeout(() => { holdTimer = null; schedulePump(); }, due - now);
+    }
+    if (held.length > 0 && holdTimer === null) {
+      holdTimer = setTimeout(() => { holdTimer = null; schedulePump(); }, Math.max(0, lastCutMs + o.batchDelayMs - now));
     }
   };
 
@@ -266,6 +296,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
     const busy: Uint8Array[] = [];
     let hint = -1;
     let queued = 0;
+    const holding = o.batchDelayMs > 0 && counters[C_ROLE] === ROLE_PRIMARY;
     const enqueue = (command: Uint8Array): void => {
       const res = core.enqueue(command);
       if (res.ok) {
@@ -292,15 +323,11 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       // would split this drain into many small decrees (each costs its round of messages,
       // fsyncs and thread wake-ups); proposeQueued() below cuts them as one batch.
       // With batchDelayMs, held here (not in the core, which cuts on any input while the
-      // pipeline has room) until a decree may be cut.
-      if (o.batchDelayMs > 0) {
-        held.push(command);
-        heldBytes += command.length;
-      } else {
-        enqueue(command);
-      }
+      // pipeline has room) until a decree may be cut; behind what is held already, in order.
+      if (holding || held.length > 0) held.push(command);
+      else enqueue(command);
     });
-    if (held.length > 0) releaseHeld(enqueue);
+    if (held.length > 0) releaseHeld(holding, enqueue);
     if (queued > 0) core.proposeQueued();
     if (notPrimary.length > 0) reject('notPrimary', notPrimary, hint);
     if (busy.length > 0) reject('busy', busy, self);

@@ -46,12 +46,14 @@ export interface ReplicaOptions {
   /** Bytes of commands per decree at most. Default 64 KiB; at most min(ringBytes / 8, 1 MiB). */
   readonly batchBytesMax?: number;
   /**
-   * Longest a proposal waits on the primary for others to join its decree, ms: a decree is cut at
-   * most once per batchDelayMs, sooner when what waits fills batchCountMax or batchBytesMax.
-   * Fewer, larger decrees cost less CPU per command at moderate load (each decree costs its
-   * round of messages, fsyncs and thread wake-ups on every replica); every command may wait up
-   * to this long. 0 (default): a decree for each drain of the proposal ring, at once. Measured in
-   * profiles/OPTIMIZATIONS.md (41).
+   * Longest a proposal waits on the primary for others to join its decree, ms: decrees are cut at
+   * most once per batchDelayMs, except that commands filling a whole batch (batchCountMax or
+   * batchBytesMax) go at once. Fewer, larger decrees cost less CPU per command at moderate load
+   * (each decree costs its round of messages, fsyncs and thread wake-ups on every replica); every
+   * command may wait up to this long, so a caller with k commands outstanding gets at most about
+   * k per batchDelayMs. A replica that is not primary refuses at once, as without it.
+   * 0 (default): a decree for each drain of the proposal ring, at once.
+   * Measured in profiles/OPTIMIZATIONS.md (41).
    */
   readonly batchDelayMs?: number;
   /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */

@@ -221,9 +221,11 @@ export class PaxlineReplica extends EventEmitter {
       started.push(consensusWorker);
       watch.watch(consensusWorker, 'consensus');
       const listening = await watch.wait(once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening'));
-      watch.release(); // throws a failure seen meanwhile; from here the replica's listeners watch
+      watch.detach(); // from here the replica's own listeners watch the workers
+      if (watch.failure !== null) throw watch.failure;
       return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);
     } catch (e) {
+      watch.detach();
       Atomics.store(new Int32Array(shared.flags), F_STOP, 1);
       await Promise.all(started.map((w) => w.terminate()));
       throw e;
@@ -307,7 +309,8 @@ export class PaxlineReplica extends EventEmitter {
   }
 
   async status(): Promise<ReplicaStatus> {
-    const c = this.counters;
+    // The counters as they are now, not after the consensus stage's answer (up to 2 s later).
+    const c = this.counters.slice();
     const consensus = this.closing === null && this.failed === null ? await this.ask() : null;
     return {
       replicaId: this.replicaId, role: this.currentRole, primary: c[C_PRIMARY]!, ballot: c[C_BALLOT]!,

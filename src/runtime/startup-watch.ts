@@ -3,7 +3,7 @@
  * one after another and waits for each to be ready; a stage started earlier may fail meanwhile
  * (a 'failed' message, an 'error', an exit), and the replica object that would listen for that
  * does not exist yet — an event with no listener is lost ('message', 'exit') or thrown at the
- * process ('error'). The watch listens on each worker from the moment it starts until release(),
+ * process ('error'). The watch listens on each worker from the moment it starts until detach(),
  * so such a failure fails the creation instead of yielding a replica with a dead stage.
  */
 import type { EventEmitter } from 'node:events';
@@ -13,8 +13,7 @@ import { PaxlineError, revive, type ErrorShape } from './errors.js';
 export type WatchedWorker = Pick<EventEmitter, 'on' | 'off'>;
 
 export class StartupWatch {
-  /** The first failure seen, or null. */
-  failure: Error | null = null;
+  private first: Error | null = null;
   private readonly unsubscribe: (() => void)[] = [];
   private rejectFailed: (e: Error) => void = () => undefined;
   private readonly failed: Promise<never>;
@@ -24,14 +23,16 @@ export class StartupWatch {
     this.failed.catch(() => undefined); // observed through wait() or `failure`
   }
 
-  /** Watches `worker` (named `name` in messages) until release(). */
+  /** Watches `worker` (named `name` in messages) until detach(). */
   watch(worker: WatchedWorker, name: string): void {
     const onMessage = (m: { type?: string; error?: ErrorShape }): void => {
       if (m?.type === 'failed' && m.error !== undefined) this.fail(revive(m.error));
     };
-    const onError = (e: Error): void => this.fail(e);
+    const onError = (e: Error): void => {
+      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage crashed during start: ${e.message}`));
+    };
     const onExit = (code: number): void => {
-      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage: worker exited with code ${code} during start`));
+      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage exited with code ${code} during start`));
     };
     worker.on('message', onMessage);
     worker.on('error', onError);
@@ -48,15 +49,19 @@ export class StartupWatch {
     return Promise.race([p, this.failed]);
   }
 
-  /** Stops watching (the replica's own listeners take over); throws the failure seen, if any. */
-  release(): void {
+  /** The first failure seen, or null. */
+  get failure(): Error | null {
+    return this.first;
+  }
+
+  /** Stops watching (the replica's own listeners take over, or the workers are being stopped). */
+  detach(): void {
     for (const off of this.unsubscribe.splice(0)) off();
-    if (this.failure !== null) throw this.failure;
   }
 
   private fail(e: Error): void {
-    if (this.failure !== null) return;
-    this.failure = e;
+    if (this.first !== null) return;
+    this.first = e;
     this.rejectFailed(e);
   }
 }
