@@ -30,11 +30,13 @@
  *    latencyMaxMsPerSecond: the slowest counted put completing in each second of the window
  *    (null for a second with none; a tail made of a few stalls shows as a few large entries);
  *    open loop: sendLagP50Ms / sendLagP99Ms, how late the load process sent its puts (actual −
- *    intended send time: its 1 ms pump and its thread's other work — on the primary's main thread
- *    for embedded load), a part of the latency above.
- *  - executedPerSecMin: commands executed by each replica inside the window ÷ the window, the
- *    smallest of the three — what was executed on ALL replicas in the window (a secondary that
- *    lags at its end executes the rest after it, so this may fall below opsPerSec).
+ *    intended send time: its 1 ms pump, its thread's other work — the primary's main thread for
+ *    embedded load — and, at the outstanding cap, the wait for a free slot), part of the latency.
+ *  - executedPerSecMin: commands executed by each replica between the status snapshots at the
+ *    window's two ends ÷ the window, the smallest of the three — what was executed on ALL
+ *    replicas in the window (a secondary that lags at its end executes the rest after it, so this
+ *    may fall below opsPerSec). The snapshots and the load's marks are taken together over IPC,
+ *    a few ms apart: differences from opsPerSec below ~0.1 % mean nothing.
  *  - cpuUsPerOp: process.cpuUsage() delta (user + system, all threads) of each replica process,
  *    then each load generator, over the window ÷ the window's ops.
  * What is NOT measured: the warm-up (replica start, election, the first warmupS seconds); the
@@ -130,7 +132,10 @@ export interface BenchResult {
   fsyncMaxMs: number[];
   /** The slowest counted operation completing in each second of the window, ms (all load processes). */
   latencyMaxMsPerSecond: (number | null)[];
-  /** Open loop: p50 / p99 of how late puts were sent (actual − intended send time; in the latency); else null. */
+  /**
+   * Open loop: p50 / p99 of how late puts were sent (actual − intended send time, included in the
+   * latency); null for a closed loop.
+   */
   sendLagP50Ms: number | null;
   sendLagP99Ms: number | null;
   maxLagDecrees: number[];
@@ -154,7 +159,10 @@ export interface BenchResult {
   warmupS: number;
   ops: number;
   primary: number;
-  options: { pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null; batchDelayMs: number | null; secondaryApplyNice: number | 'auto' | null };
+  options: {
+    pipelineDepth: number | null; batchCountMax: number | null; batchBytesMax: number | null;
+    batchDelayMs: number | null; secondaryApplyNice: number | 'auto' | null;
+  };
   /** Each replica's apply-thread nice value at the window's end (status().applyNice). */
   applyNice: number[];
   node: string;
@@ -538,7 +546,8 @@ function summarizeRun(d: RunData): BenchResult {
     latencyMaxMsPerSecond: maxPerIndex(d.reports.map((r) => r.maxMsPerSecond)),
     ...sendLagOf(d.reports),
     maxLagDecrees: d.lag.map((x) => Math.max(0, x)),
-    executedPerSecMin: Math.round(Math.min(...d.end.statuses.map((x, i) => x.commandsExecuted - d.start.statuses[i]!.commandsExecuted)) / windowS),
+    executedPerSecMin: Math.round(Math.min(...d.end.statuses.map((x, i) =>
+      x.commandsExecuted - d.start.statuses[i]!.commandsExecuted)) / windowS),
     elections,
     busyRejected: d.reports.reduce((s, r) => s + r.busyRejected, 0),
     errors,
@@ -567,7 +576,9 @@ function summarizeRun(d: RunData): BenchResult {
   };
 }
 
-function sendLagOf(reports: readonly WindowReport[]): { sendLagP50Ms: number | null; sendLagP99Ms: number | null } {
+type SendLag = { sendLagP50Ms: number | null; sendLagP99Ms: number | null };
+
+function sendLagOf(reports: readonly WindowReport[]): SendLag {
   const parts = reports.map((r) => r.sendLag).filter((x): x is LatencySummary => x !== null);
   if (parts.length === 0) return { sendLagP50Ms: null, sendLagP99Ms: null };
   const lag = mergeSummaries(parts);

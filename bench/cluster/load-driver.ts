@@ -60,8 +60,9 @@ export interface WindowReport {
   readonly maxMsPerSecond: (number | null)[];
   /**
    * Open loop: how late operations were sent — actual send time − intended send time — for those
-   * sent inside the window (the pump's timer and this thread's other work); null for a closed loop.
-   * The latency above includes it.
+   * sent inside the window: the 1 ms pump's granularity (up to ~1 ms), the timer firing late while
+   * this thread does other work, and, when `inflight` operations are outstanding, the wait for a
+   * free slot. Null for a closed loop. The latency above includes it.
    */
   readonly sendLag: LatencySummary | null;
 }

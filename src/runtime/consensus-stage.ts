@@ -198,7 +198,8 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       holdTimer = null;
     }
     if (held.length > 0 && holdTimer === null) {
-      holdTimer = setTimeout(() => { holdTimer = null; schedulePump(); }, Math.max(0, lastCutMs + o.batchDelayMs - now));
+      const wait = Math.max(0, lastCutMs + o.batchDelayMs - now);
+      holdTimer = setTimeout(() => { holdTimer = null; schedulePump(); }, wait);
     }
   };
 

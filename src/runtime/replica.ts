@@ -199,7 +199,8 @@ export class PaxlineReplica extends EventEmitter {
     const watch = new StartupWatch();
     watch.watch(logWorker, 'log');
     try {
-      const recovered = await watch.wait(once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered'));
+      const recovered = await watch.wait(
+        once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered'));
       const applyWorker = new Worker(new URL('apply.worker.js', WORKERS), {
         workerData: { options: o, shared, incarnation: recovered.incarnation },
         name: `paxline-apply-r${o.replicaId}`,
@@ -210,7 +211,8 @@ export class PaxlineReplica extends EventEmitter {
       applyWorker.on('message', (m: { type: string; code?: string; message?: string }) => {
         if (m.type === 'warning') process.emitWarning(m.message ?? '', { code: m.code ?? 'PAXLINE_WARNING' });
       });
-      const ready = await watch.wait(once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready'));
+      const ready = await watch.wait(
+        once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready'));
       const consensusWorker = new Worker(new URL('consensus.worker.js', WORKERS), {
         workerData: {
           options: o, shared, doorbell, incarnation: recovered.incarnation, records: recovered.records,
@@ -220,7 +222,8 @@ export class PaxlineReplica extends EventEmitter {
       });
       started.push(consensusWorker);
       watch.watch(consensusWorker, 'consensus');
-      const listening = await watch.wait(once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening'));
+      const listening = await watch.wait(
+        once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening'));
       watch.detach(); // from here the replica's own listeners watch the workers
       if (watch.failure !== null) throw watch.failure;
       return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);

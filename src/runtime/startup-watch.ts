@@ -29,10 +29,12 @@ export class StartupWatch {
       if (m?.type === 'failed' && m.error !== undefined) this.fail(revive(m.error));
     };
     const onError = (e: Error): void => {
-      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage crashed during start: ${e.message}`));
+      const message = `${name} stage crashed during start: ${e.message}`;
+      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', message));
     };
     const onExit = (code: number): void => {
-      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', `${name} stage exited with code ${code} during start`));
+      const message = `${name} stage exited with code ${code} during start`;
+      this.fail(new PaxlineError('PAXLINE_STAGE_FAILED', message));
     };
     worker.on('message', onMessage);
     worker.on('error', onError);
