@@ -228,9 +228,9 @@ export class PaxlineReplica extends EventEmitter {
       if (watch.failure !== null) throw watch.failure;
       return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);
     } catch (e) {
-      watch.detach();
       Atomics.store(new Int32Array(shared.flags), F_STOP, 1);
       await Promise.all(started.map((w) => w.terminate()));
+      watch.detach(); // after the workers are gone: an 'error' while they stop is absorbed
       throw e;
     }
   }
