@@ -195,20 +195,3 @@ test('makeBatch: the primary holds each batch it cuts as makeBatch made it', () 
   assert.equal(made.length, 1);
   assert.equal(values[0], made[0]); // the very object, not a copy
 });
-
-test('a secondary names the primary it hears from, and stops naming it after an election timeout of silence', () => {
-  const r = new Replica({ replicaId: 1, members: [1, 2, 3], random: () => 0, verify: true });
-  r.setCandidacyAllowed(false); // it stands for nothing: only what it knows of the primary changes
-  const ballot = makeBallot(1, 2);
-  const heartbeat = { type: 'heartbeat', from: 2, to: 1, config: 1, ballot, committed: 0, floor: 0 } as const;
-  r.receive(heartbeat);
-  assert.equal(r.status().knownPrimary, 2);
-  // random() = 0 draws the shortest election timeout.
-  const timeout = resolveCoreOptions({ replicaId: 1, members: [1, 2, 3], random: () => 0 }).electionTimeoutTicksMin;
-  for (let t = 0; t < timeout - 1; t++) r.tick();
-  assert.equal(r.status().knownPrimary, 2, 'still within the election timeout');
-  r.tick();
-  assert.equal(r.status().knownPrimary, -1);
-  r.receive(heartbeat); // the same primary is heard again
-  assert.equal(r.status().knownPrimary, 2);
-});

@@ -301,8 +301,6 @@ export class Replica {
     else if (this.query) {
       if (this.now >= this.query.deadlineTick) this.concludePreVote(true);
     } else if (this.now >= this.electionDeadlineTick) {
-      // Nothing from the primary for an election timeout: no longer name it (status, redirects).
-      this.knownPrimary = -1;
       if (this.candidacyAllowed) this.startElection();
       else this.resetElectionTimer();
     }
