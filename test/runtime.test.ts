@@ -164,6 +164,18 @@ test('runtime: batchDelayMs cuts full batches at once, holds only the rest, and 
   }
 });
 
+test('runtime: an apply stage that crashes while the consensus stage starts fails createReplica', { timeout: 30_000 }, async () => {
+  // secondaryApplyNice 0: no probe thread, so nothing yields between the factory and "ready" —
+  // the crash comes after the apply stage is ready, while the consensus stage is starting.
+  const [port] = await freePorts(1);
+  const members = [{ id: 1, host: '127.0.0.1', port: port! }];
+  await assert.rejects(createReplica({
+    clusterId: 'crash', replicaId: 1, members, dataDir: join(base, 'crash'), init: true,
+    stateMachine: join(here, 'support', 'crash-after-ready-machine.js'), secondaryApplyNice: 0,
+  }), (e: { code?: string; message?: string }) =>
+    e.code === 'PAXLINE_STAGE_FAILED' && /apply stage crashed during start: deliberate crash/.test(e.message ?? ''));
+});
+
 test('runtime: canBecomePrimary() false keeps a replica from standing for primary', async () => {
   const ports = await freePorts(3);
   const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }));
