@@ -136,6 +136,23 @@ export interface CoreStatus {
   readonly needsRepair: boolean;
 }
 
+/**
+ * How many of `commands`, from index `from`, make the next batch: up to `countMax` commands, and
+ * no more bytes than `bytesMax` unless a single command is larger (it goes alone). The rule the
+ * primary cuts decrees by (and the runtime's batchDelayMs release, consensus-stage.ts).
+ */
+export function batchLength(commands: readonly Uint8Array[], from: number, countMax: number, bytesMax: number): number {
+  let n = 0;
+  let bytes = 0;
+  while (from + n < commands.length && n < countMax) {
+    const size = commands[from + n]!.length;
+    if (n > 0 && bytes + size > bytesMax) break;
+    bytes += size;
+    n++;
+  }
+  return n;
+}
+
 const FULL_SWEEP_EVERY_INPUTS = 256;
 
 export class Replica {
@@ -807,15 +824,9 @@ export class Replica {
   }
 
   private cutBatch(l: LeaderState): DecreeValue {
-    const commands: Uint8Array[] = [];
-    let bytes = 0;
-    while (l.queueHead < l.queue.length && commands.length < this.o.batchCountMax) {
-      const c = l.queue[l.queueHead]!;
-      if (commands.length > 0 && bytes + c.length > this.o.batchBytesMax) break;
-      commands.push(c);
-      bytes += c.length;
-      l.queueHead++;
-    }
+    const n = batchLength(l.queue, l.queueHead, this.o.batchCountMax, this.o.batchBytesMax);
+    const commands = l.queue.slice(l.queueHead, l.queueHead + n);
+    l.queueHead += n;
     if (l.queueHead === l.queue.length) {
       l.queue = [];
       l.queueHead = 0;

@@ -25,7 +25,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { decodeRecord, encodeRecordInto, recordBytes } from '../codec/records.js';
 import { EncodedBatch } from '../codec/value-body.js';
-import { Replica } from '../core/replica.js';
+import { Replica, batchLength } from '../core/replica.js';
 import type { DeferredMessage, Entry, LogRecord, Message, Ready, Role } from '../core/types.js';
 import { PeerTransport } from '../net/peer-transport.js';
 import { Doorbell } from '../ring/doorbell.js';
@@ -158,27 +158,17 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   let held: Uint8Array[] = [];
   let lastCutMs = 0;
   let holdTimer: ReturnType<typeof setTimeout> | null = null;
-  /** How many of the first held commands make whole batches (core cutBatch: count, then bytes). */
+  /**
+   * How many of the first held commands make whole batches (the core's rule, batchLength): a
+   * batch is whole when it reached batchCountMax or the next held command would not fit it.
+   */
   const wholeBatches = (): number => {
     let whole = 0;
-    let count = 0;
-    let bytes = 0;
-    for (let i = 0; i < held.length; i++) {
-      const n = held[i]!.length;
-      if (count > 0 && bytes + n > o.batchBytesMax) {
-        whole = i;
-        count = 0;
-        bytes = 0;
-      }
-      count++;
-      bytes += n;
-      if (count === o.batchCountMax) {
-        whole = i + 1;
-        count = 0;
-        bytes = 0;
-      }
+    for (;;) {
+      const n = batchLength(held, whole, o.batchCountMax, o.batchBytesMax);
+      if (n === 0 || (whole + n === held.length && n < o.batchCountMax)) return whole;
+      whole += n;
     }
-    return whole;
   };
   /**
    * Hands held commands to `enqueue`: all of them when this replica is not primary or the delay
