@@ -8,13 +8,15 @@ import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { StartupWatch } from '../src/runtime/startup-watch.js';
 
-const never = new Promise<never>(() => undefined);
+const LONG = 60_000;
 
 test('a watched worker that posts failed while another stage starts rejects the wait with its error', async () => {
   const log = new EventEmitter();
+  const apply = new EventEmitter();
   const watch = new StartupWatch();
   watch.watch(log, 'log');
-  const waiting = watch.wait(never); // e.g. the apply stage's "ready"
+  watch.watch(apply, 'apply');
+  const waiting = watch.next(apply, 'apply stage', 'ready', LONG); // the log stage fails meanwhile
   log.emit('message', { type: 'failed', error: { code: 'PAXLINE_LOG_IO', message: 'disk gone' } });
   await assert.rejects(waiting, { code: 'PAXLINE_LOG_IO', message: 'disk gone' });
   assert.equal((watch.failure as { code?: string } | null)?.code, 'PAXLINE_LOG_IO');
@@ -29,7 +31,7 @@ test('an exit or an error event fails the start; other messages do not', async (
   a.emit('message', { type: 'ready' });
   assert.equal(watch.failure, null);
   b.emit('exit', 3);
-  await assert.rejects(watch.wait(never), (e: { code?: string; message?: string }) => e.code === 'PAXLINE_STAGE_FAILED' && /consensus stage exited with code 3/.test(e.message ?? ''));
+  await assert.rejects(watch.next(a, 'apply stage', 'never', LONG), (e: { code?: string; message?: string }) => e.code === 'PAXLINE_STAGE_FAILED' && /consensus stage exited with code 3/.test(e.message ?? ''));
   a.emit('error', new Error('later')); // the first failure is kept
   assert.match(watch.failure!.message, /code 3/);
 
@@ -41,11 +43,16 @@ test('an exit or an error event fails the start; other messages do not', async (
   assert.match(w2.failure!.message, /log stage crashed during start: worker crashed/);
 });
 
-test('a wait settles with its own value when nothing failed; detach() removes every listener', async () => {
+test('next() resolves with the message asked for; times out; detach() removes every listener', async () => {
   const w = new EventEmitter();
   const watch = new StartupWatch();
   watch.watch(w, 'log');
-  assert.equal(await watch.wait(Promise.resolve(7)), 7);
+  const recovered = watch.next<{ type: string; incarnation: number }>(w, 'log stage', 'recovered', LONG);
+  w.emit('message', { type: 'progress' });
+  w.emit('message', { type: 'recovered', incarnation: 7 });
+  assert.equal((await recovered).incarnation, 7);
+  assert.equal(w.listenerCount('message'), 1, 'only the watch listens once the answer came');
+  await assert.rejects(watch.next(w, 'log stage', 'recovered', 10), { code: 'PAXLINE_STAGE_FAILED', message: 'log stage: no answer in 10 ms' });
   watch.detach();
   for (const event of ['message', 'error', 'exit']) assert.equal(w.listenerCount(event), 0, event);
   w.emit('exit', 1);

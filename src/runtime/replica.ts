@@ -98,37 +98,6 @@ interface Pending {
 const WORKERS = new URL('../../workers/', import.meta.url);
 const STARTUP_TIMEOUT_MS = 60_000;
 
-function once<T>(worker: Worker, what: string, accept: (m: { type: string }) => boolean): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new PaxlineError('PAXLINE_STAGE_FAILED', `${what}: no answer in ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
-    const onMessage = (m: { type: string; error?: ErrorShape }): void => {
-      if (m.type === 'failed') {
-        done();
-        reject(revive(m.error!));
-      } else if (accept(m)) {
-        done();
-        resolve(m as T);
-      }
-    };
-    const onExit = (code: number): void => {
-      done();
-      reject(new PaxlineError('PAXLINE_STAGE_FAILED', `${what}: worker exited with code ${code}`));
-    };
-    const onError = (e: Error): void => {
-      done();
-      reject(e);
-    };
-    const done = (): void => {
-      clearTimeout(timer);
-      worker.off('message', onMessage);
-      worker.off('exit', onExit);
-      worker.off('error', onError);
-    };
-    worker.on('message', onMessage);
-    worker.on('exit', onExit);
-    worker.on('error', onError);
-  });
-}
 
 export class PaxlineReplica extends EventEmitter {
   readonly replicaId: number;
@@ -199,8 +168,7 @@ export class PaxlineReplica extends EventEmitter {
     const watch = new StartupWatch();
     watch.watch(logWorker, 'log');
     try {
-      const recovered = await watch.wait(
-        once<LogRecovered>(logWorker, 'log stage', (m) => m.type === 'recovered'));
+      const recovered = await watch.next<LogRecovered>(logWorker, 'log stage', 'recovered', STARTUP_TIMEOUT_MS);
       const applyWorker = new Worker(new URL('apply.worker.js', WORKERS), {
         workerData: { options: o, shared, incarnation: recovered.incarnation },
         name: `paxline-apply-r${o.replicaId}`,
@@ -211,8 +179,8 @@ export class PaxlineReplica extends EventEmitter {
       applyWorker.on('message', (m: { type: string; code?: string; message?: string }) => {
         if (m.type === 'warning') process.emitWarning(m.message ?? '', { code: m.code ?? 'PAXLINE_WARNING' });
       });
-      const ready = await watch.wait(
-        once<{ executedUpTo: number }>(applyWorker, 'apply stage', (m) => m.type === 'ready'));
+      const ready = await watch.next<{ executedUpTo: number }>(applyWorker, 'apply stage', 'ready',
+        STARTUP_TIMEOUT_MS);
       const consensusWorker = new Worker(new URL('consensus.worker.js', WORKERS), {
         workerData: {
           options: o, shared, doorbell, incarnation: recovered.incarnation, records: recovered.records,
@@ -222,8 +190,8 @@ export class PaxlineReplica extends EventEmitter {
       });
       started.push(consensusWorker);
       watch.watch(consensusWorker, 'consensus');
-      const listening = await watch.wait(
-        once<{ port: number }>(consensusWorker, 'consensus stage', (m) => m.type === 'listening'));
+      const listening = await watch.next<{ port: number }>(consensusWorker, 'consensus stage', 'listening',
+        STARTUP_TIMEOUT_MS);
       watch.detach(); // from here the replica's own listeners watch the workers
       if (watch.failure !== null) throw watch.failure;
       return new PaxlineReplica(o, shared, doorbell, recovered.incarnation, listening.port, logWorker, applyWorker, consensusWorker);

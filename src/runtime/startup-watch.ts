@@ -46,9 +46,26 @@ export class StartupWatch {
     });
   }
 
-  /** `p`, or the first failure of a watched worker if that comes first. */
-  wait<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.failed]);
+  /**
+   * The next message of `type` from watched `worker`; rejects with the first failure of any
+   * watched worker, or PAXLINE_STAGE_FAILED when none came within `timeoutMs`.
+   */
+  next<T>(worker: WatchedWorker, what: string, type: string, timeoutMs: number): Promise<T> {
+    let off = (): void => undefined;
+    const answer = new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new PaxlineError('PAXLINE_STAGE_FAILED', `${what}: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onMessage = (m: { type?: string }): void => {
+        if (m?.type === type) resolve(m as T);
+      };
+      worker.on('message', onMessage);
+      off = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+      };
+    });
+    return Promise.race([answer, this.failed]).finally(off);
   }
 
   /** The first failure seen, or null. */
