@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 export { createReplica, PaxlineReplica, type FastReadOptions, type ReplicaStatus } from './runtime/replica.js';
 export type { MemberAddress, ReplicaOptions } from './runtime/options.js';
+export type { GcKind, StallEvent, StallKind, StallThread } from './runtime/stall-journal.js';
 export { PaxlineError, type PaxlineErrorCode } from './runtime/errors.js';
 export type {
   ExecuteContext, ReplicaRole, ReplicaStatusNote, StateMachine, StateMachineFactory, StateMachineInit,

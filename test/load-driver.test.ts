@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LoadDriver, type Operations } from '../bench/cluster/load-driver.js';
+import { performance } from 'node:perf_hooks';
+import { LoadDriver, SLOW_MS, type Operations } from '../bench/cluster/load-driver.js';
 
 function nextTurnOps(): Operations<number> & { issued: number } {
   const ops = {
@@ -50,4 +51,24 @@ test('closed loop: no send lag', async () => {
   await driver.drain(5000);
   assert.equal(r.sendLag, null);
   assert.ok(r.ops > 0);
+});
+
+test('slow operations are kept by the millisecond they were sent in, with their count and the slowest', async () => {
+  let n = 0;
+  const ops: Operations<number> = {
+    // Every third operation takes 30 ms (≥ SLOW_MS); the others resolve on the next turn.
+    issue: (slot) => new Promise((resolve) => (++n % 3 === 0 ? setTimeout(() => resolve(slot), 30) : setImmediate(() => resolve(slot)))),
+    isExpected: () => true,
+  };
+  const driver = new LoadDriver({ inflight: 8, rateOpsPerSec: null }, ops);
+  const before = performance.timeOrigin + performance.now();
+  driver.start();
+  driver.markStart();
+  await sleep(200);
+  const r = driver.markEnd();
+  await driver.drain(5000);
+  const slowOps = r.slow.reduce((s, b) => s + b[1], 0);
+  assert.ok(slowOps > 0 && slowOps < r.ops, 'some counted operations were slow, not all');
+  assert.ok(r.slow.every(([at, count, max], i) => at > before - 1 && count >= 1 && max >= SLOW_MS && (i === 0 || at > r.slow[i - 1]![0])));
+  assert.equal(r.latency.count, r.ops);
 });

@@ -103,6 +103,9 @@ test('runtime: data-directory guards and option validation', async () => {
   for (const batchDelayMs of [-1, 1.5, 1001]) {
     await assert.rejects(createReplica({ ...o, batchDelayMs }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'batchDelayMs');
   }
+  for (const stallThresholdMs of [-1, Number.NaN, 60_001]) {
+    await assert.rejects(createReplica({ ...o, stallThresholdMs }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'stallThresholdMs');
+  }
 });
 
 test('runtime: batchDelayMs holds proposals so commands sent apart share a decree', async () => {
@@ -198,6 +201,7 @@ test('runtime: retention retires log segments below the checkpoints and the rete
   const options = members.map((m): ReplicaOptions => ({
     clusterId: 'ret', replicaId: m.id, members, dataDir: join(base, 'ret', `r${m.id}`), init: true,
     stateMachine: machine, segmentBytes: 128 * 1024, batchBytesMax: 8192, checkpointEveryDecrees: 25, checkpointsKept: 2,
+    stallThresholdMs: 1e-6, // the stall journal keeps every log group and checkpoint
   }));
   let replicas = await Promise.all(options.map((o) => createReplica(o)));
   try {
@@ -212,6 +216,12 @@ test('runtime: retention retires log segments below the checkpoints and the rete
         return st.log.segmentsRetired > 0 ? st : null;
       }, 30_000, 100);
       assert.ok(s!.log.retentionFloor > 0 && s!.log.segmentsCreated > s!.log.segmentsRetired);
+      // The stall journal saw the log groups, the rollovers among them and the checkpoint writes.
+      const stalls = r.stalls();
+      const count = (kind: string, thread: string): number => stalls.filter((e) => e.kind === kind && e.thread === thread).length;
+      assert.ok(count('fsync', 'log') > 0 && count('checkpoint', 'checkpoint') > 0, `replica ${r.replicaId}: log groups and checkpoints`);
+      assert.ok(count('rollover', 'log') >= 1, `replica ${r.replicaId}: rollovers`);
+      assert.ok(stalls.every((e, i) => e.ms > 0 && (i === 0 || e.atMs >= stalls[i - 1]!.atMs)));
     }
   } finally {
     await Promise.all(replicas.map((r) => r.close()));

@@ -37,6 +37,9 @@
  *    replicas in the window (a secondary that lags at its end executes the rest after it, so this
  *    may fall below opsPerSec). The snapshots and the load's marks are taken together over IPC,
  *    a few ms apart: differences from opsPerSec below ~0.1 % mean nothing.
+ *  - tail: the counted puts of at least 10 ms, grouped into clusters and matched against the
+ *    pauses in the replicas' stall journals (replica.stalls(): slow log groups and rollovers, GC
+ *    pauses, checkpoint writes) — see tail.ts for the rules and what they cannot tell.
  *  - cpuUsPerOp: process.cpuUsage() delta (user + system, all threads) of each replica process,
  *    then each load generator, over the window ÷ the window's ops.
  * What is NOT measured: the warm-up (replica start, election, the first warmupS seconds); the
@@ -53,7 +56,9 @@ import { fileURLToPath } from 'node:url';
 import { filesystemOf } from '../micro/log.js';
 import { BENCH_NODE_FLAGS, ChildHandle } from './ipc.js';
 import { mergeSummaries, type LatencySummary } from './latency.js';
-import type { WindowReport } from './load-driver.js';
+import { SLOW_MS, type WindowReport } from './load-driver.js';
+import { attributeTail, LEAD_MS, type ReplicaStalls, type TailReport } from './tail.js';
+import type { StallEvent } from '../../src/runtime/stall-journal.js';
 import type { ReplicaStatus } from '../../src/runtime/replica.js';
 import type { ReplicaStartArg } from './replica-proc.js';
 import { SLOTS_MAX, encodedPutBytes } from './workload.js';
@@ -169,6 +174,11 @@ export interface BenchResult {
   /** Node flags of the replica and load-generator processes (BENCH_NODE_FLAGS). */
   nodeFlags: readonly string[];
   startedAt: string;
+  /**
+   * What the latency tail is made of (tail.ts): the counted puts of at least SLOW_MS (10 ms),
+   * in clusters, each matched against the stalls in the replicas' journals (stallThresholdMs 5).
+   */
+  tail: TailReport;
 }
 
 export interface Progress {
@@ -444,6 +454,7 @@ async function runIn(res: RunResources, point: BenchPoint, filesystem: string, p
   const [start] = await Promise.all([snapshot(cluster, processes), ...cluster.loaders.map((h) => h.call('loadMarkStart'))]);
   const lag = cluster.replicas.map(() => 0);
   const windowT0 = performance.now();
+  const windowStartMs = performance.timeOrigin + windowT0;
   const dataDirs = cluster.replicas.map((_, i) => join(res.base, `r${i + 1}`));
   await timedPhase(res, 'measure', point.durationS, progress, async () => {
     const s = await Promise.all(cluster.replicas.map((h) => h.call<Status>('status')));
@@ -456,8 +467,14 @@ async function runIn(res: RunResources, point: BenchPoint, filesystem: string, p
     Promise.all(cluster.loaders.map((h) => h.call<WindowReport>('loadMarkEnd'))),
     snapshot(cluster, processes),
   ]);
+  const windowEndMs = performance.timeOrigin + performance.now();
+  const stalls = await Promise.all(cluster.replicas.map(async (h, i): Promise<ReplicaStalls> => ({
+    replica: i + 1, primary: i + 1 === cluster.primary, stalls: await h.call<StallEvent[]>('stalls', windowStartMs - LEAD_MS - 1000),
+  })));
   const digestsEqual = await verify(res, cluster, lastOf(end.statuses).decrees.committed, progress);
-  return summarizeRun({ point, commandBytes, filesystem, startedAt, cluster, processes, start, end, reports, lag, digestsEqual, primaryAtStart });
+  const ops = reports.reduce((s, r) => s + r.ops, 0);
+  const tail = attributeTail(reports.flatMap((r) => r.slow), stalls, windowStartMs, windowEndMs, ops, SLOW_MS);
+  return summarizeRun({ point, commandBytes, filesystem, startedAt, cluster, processes, start, end, reports, lag, digestsEqual, primaryAtStart, tail });
 }
 
 interface RunData {
@@ -473,6 +490,7 @@ interface RunData {
   readonly lag: number[];
   readonly digestsEqual: boolean;
   readonly primaryAtStart: number;
+  readonly tail: TailReport;
 }
 
 const round = (x: number, digits: number): number => {
@@ -573,6 +591,7 @@ function summarizeRun(d: RunData): BenchResult {
     node: process.version,
     nodeFlags: BENCH_NODE_FLAGS,
     startedAt: d.startedAt,
+    tail: d.tail,
   };
 }
 

@@ -65,9 +65,17 @@ export interface WindowReport {
    * free slot. Null for a closed loop. The latency above includes it.
    */
   readonly sendLag: LatencySummary | null;
+  /**
+   * The counted operations that took at least SLOW_MS, by the millisecond they were sent in
+   * (intended send time for an open loop): [ms since the epoch, how many, the slowest, ms], in
+   * time order. What the coordinator matches against the replicas' stalls (tail.ts).
+   */
+  readonly slow: [number, number, number][];
 }
 
 const PUMP_MS = 1;
+/** An operation at least this slow is kept in WindowReport.slow (the issue's open-loop p99 target). */
+export const SLOW_MS = 10;
 
 export class LoadDriver<T> {
   private running = false;
@@ -87,6 +95,8 @@ export class LoadDriver<T> {
   private backlogMax = 0;
   private drainWaiters: (() => void)[] = [];
   private maxMsPerSecond: number[] = [];
+  /** Slow counted operations by send millisecond (this process's clock): count, slowest. */
+  private slow = new Map<number, [number, number]>();
   /** Per slot: the send time (ms) of its outstanding operation, and its two handlers. */
   private readonly startMs: Float64Array;
   private readonly onResult: ((result: T) => void)[] = [];
@@ -119,6 +129,7 @@ export class LoadDriver<T> {
     this.busy = 0;
     this.backlogMax = 0;
     this.maxMsPerSecond = [];
+    this.slow = new Map();
     this.sentAtWindowStart = this.dueBy(performance.now());
     this.windowStartMs = performance.now();
     this.counting = true;
@@ -140,6 +151,8 @@ export class LoadDriver<T> {
       backlogMax: this.backlogMax,
       maxMsPerSecond: Array.from(this.maxMsPerSecond, (x) => (x === undefined ? null : Math.round(x * 1000) / 1000)),
       sendLag: this.spec.rateOpsPerSec === null ? null : summarize(this.sendLag),
+      slow: [...this.slow].sort((a, b) => a[0] - b[0])
+        .map(([k, [n, max]]) => [performance.timeOrigin + k, n, Math.round(max * 1000) / 1000]),
     };
   }
 
@@ -183,6 +196,12 @@ export class LoadDriver<T> {
         recordMs(this.histogram, ms);
         const k = Math.floor((now - this.windowStartMs) / 1000);
         if (!(ms <= this.maxMsPerSecond[k]!)) this.maxMsPerSecond[k] = ms;
+        if (ms >= SLOW_MS) {
+          const at = Math.floor(startMs);
+          const b = this.slow.get(at);
+          if (b === undefined) this.slow.set(at, [1, ms]);
+          else { b[0]++; if (ms > b[1]) b[1] = ms; }
+        }
       }
     } else {
       const code = (error as { code?: unknown }).code;

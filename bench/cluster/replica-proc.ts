@@ -7,7 +7,7 @@
  * this main thread, calling replica.replicate() as an application embedding paxline would: its
  * CPU is then part of this process's cpuUsage, as it would be in such an application.
  *
- * IPC ops: start, status, digest, cpu, mem, loadStart, loadMarkStart, loadMarkEnd, loadDrain, close.
+ * IPC ops: start, status, stalls, digest, cpu, mem, loadStart, loadMarkStart, loadMarkEnd, loadDrain, close.
  * Events: 'role' on every role change, 'failed' when the replica fails.
  *
  * SIGTERM / SIGINT close the replica (its stage workers exit) before the process exits, so a
@@ -119,6 +119,7 @@ process.on('SIGINT', onSignal);
 serveIpc({
   start: (a) => start(a as ReplicaStartArg),
   status,
+  stalls: (since) => need(replica, 'replica').stalls(typeof since === 'number' ? since : 0),
   digest,
   mem,
   loadStart: (a) => startEmbeddedLoad(a as EmbeddedLoadArg),

@@ -34,7 +34,7 @@ export interface ClusterConfig {
 /** ReplicaOptions a config file may tune (numbers and booleans; secondaryApplyNice may be 'auto'). */
 const TUNABLE = new Set([
   'tickMs', 'electionTimeoutMsMin', 'electionTimeoutMsMax', 'heartbeatMs', 'pipelineDepth', 'batchCountMax',
-  'batchBytesMax', 'batchDelayMs', 'inflightMax', 'retainDecrees', 'checkpointEveryBytes', 'checkpointEveryDecrees', 'checkpointsKept', 'ringBytes', 'segmentBytes',
+  'batchBytesMax', 'batchDelayMs', 'inflightMax', 'stallThresholdMs', 'retainDecrees', 'checkpointEveryBytes', 'checkpointEveryDecrees', 'checkpointsKept', 'ringBytes', 'segmentBytes',
   'secondaryApplyNice',
 ]);
 

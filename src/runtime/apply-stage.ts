@@ -27,6 +27,7 @@ import { listCheckpoints, openNewestValidCheckpoint } from '../log/checkpoint.js
 import { NodeFileLayer } from '../log/node-file-layer.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { CheckpointWriterHost, StateBuffer } from './checkpoint-writer.js';
+import { observeGc, StallWriter } from './stall-journal.js';
 import { errorShape, errorShapeBytes, PaxlineError } from './errors.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
@@ -210,7 +211,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
 
   // The writer thread takes the apply thread's base nice value when it starts (a thread inherits
   // its creator's, which may be raised by then), where allowed; it is started with the loop below.
-  const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept, baseNice) : null;
+  const writer = sm.saveState ? new CheckpointWriterHost(ckptDir, o.checkpointsKept, baseNice, { journal: init.shared.stalls, thresholdMs: o.stallThresholdMs }) : null;
   /** The checkpoint being written, if any (one at a time). */
   let writing: Promise<number> | null = null;
   /** Set once the stage stops or fails: no checkpoint is captured after that (the state may be
@@ -276,6 +277,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   };
   pollPolicy();
   const heapTimer = startHeapSampling(counters, C_HEAP_APPLY);
+  const stopGcWatch = observeGc(new StallWriter(init.shared.stalls, 'apply', o.stallThresholdMs));
   const policyTimer = sm.canBecomePrimary || sm.acceptMessageFrom ? setInterval(pollPolicy, POLICY_POLL_MS) : null;
   let stopping = false;
   port.on('message', (msg: { type: string; id?: number; minDecree?: number; query?: Uint8Array; deadline?: number; role?: string; primary?: number; ballot?: number }) => {
@@ -331,6 +333,7 @@ export async function runApplyStage(init: ApplyStageInit, port: MessagePort): Pr
   }
   if (policyTimer) clearInterval(policyTimer);
   clearInterval(heapTimer);
+  stopGcWatch();
   // A checkpoint being written is finished (it is a few fsyncs), not abandoned half-way; none
   // starts after this point (a waiting checkpointNow is refused).
   noMoreCheckpoints = true;

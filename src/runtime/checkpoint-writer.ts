@@ -23,6 +23,13 @@ import type { MessagePort } from 'node:worker_threads';
 import { listCheckpoints, writeCheckpoint, type CheckpointMeta } from '../log/checkpoint.js';
 import { NodeFileLayer } from '../log/node-file-layer.js';
 import { errorShape, PaxlineError, revive, type ErrorShape } from './errors.js';
+import { StallWriter } from './stall-journal.js';
+
+/** Where the writer thread records how long each checkpoint took (stall-journal.ts). */
+export interface CheckpointStalls {
+  readonly journal: SharedArrayBuffer;
+  readonly thresholdMs: number;
+}
 
 const WRITER_URL = new URL('../../workers/checkpoint.worker.js', import.meta.url);
 /** Bytes per captured chunk (the last one is trimmed). */
@@ -91,7 +98,10 @@ export class CheckpointWriterHost {
   private readonly waiting = new Map<number, { resolve: (w: CheckpointWritten) => void; reject: (e: Error) => void }>();
 
   /** `nice`: the value the writer thread takes when it starts (the apply thread's base; null: inherit). */
-  constructor(private readonly dir: string, private readonly kept: number, private readonly nice: number | null = null) {}
+  constructor(
+    private readonly dir: string, private readonly kept: number, private readonly nice: number | null = null,
+    private readonly stalls: CheckpointStalls | null = null,
+  ) {}
 
   /** Starts the writer thread now, if it is not running (write() starts it otherwise). */
   start(): void {
@@ -118,7 +128,7 @@ export class CheckpointWriterHost {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(WRITER_URL, { name: 'paxline-checkpoint', workerData: { nice: this.nice } });
+    const worker = new Worker(WRITER_URL, { name: 'paxline-checkpoint', workerData: { nice: this.nice, stalls: this.stalls } });
     worker.on('message', (reply: WriteReply) => {
       const w = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);
@@ -144,10 +154,12 @@ export class CheckpointWriterHost {
 }
 
 /** The writer thread: one write at a time, in arrival order (synchronous file calls). */
-export function runCheckpointWriter(port: MessagePort): void {
+export function runCheckpointWriter(port: MessagePort, stalls: CheckpointStalls | null = null): void {
   const fs = new NodeFileLayer();
+  const journal = stalls === null ? null : new StallWriter(stalls.journal, 'checkpoint', stalls.thresholdMs);
   port.on('message', (m: WriteRequest) => {
     let reply: WriteReply;
+    const t0 = performance.now();
     try {
       writeCheckpoint(fs, m.dir, m.meta, (writer) => {
         for (const chunk of m.chunks) writer.write(chunk);
@@ -159,6 +171,7 @@ export function runCheckpointWriter(port: MessagePort): void {
     } catch (e) {
       reply = { id: m.id, error: errorShape(e) };
     }
+    journal?.checkpoint(t0, performance.now() - t0);
     port.postMessage(reply);
   });
 }

@@ -31,6 +31,7 @@ import { PeerTransport } from '../net/peer-transport.js';
 import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape } from './errors.js';
+import { observeGc, StallWriter } from './stall-journal.js';
 import { PERSIST_MARK_REPAIRED } from './log-stage.js';
 import type { ResolvedReplicaOptions } from './options.js';
 import {
@@ -371,6 +372,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
   }
 
   const heapTimer = startHeapSampling(counters, C_HEAP_CONSENSUS);
+  const stopGcWatch = observeGc(new StallWriter(init.shared.stalls, 'consensus', o.stallThresholdMs));
   const ticker = setInterval(() => {
     core.setCandidacyAllowed(Atomics.load(flags, F_CANDIDACY_BLOCKED) === 0);
     core.tick();
@@ -399,6 +401,7 @@ export async function runConsensusStage(init: ConsensusStageInit, port: MessageP
       clearInterval(ticker);
       if (holdTimer !== null) clearTimeout(holdTimer);
       clearInterval(heapTimer);
+      stopGcWatch();
       void transport.close().then(() => port.postMessage({ type: 'closed' } satisfies ConsensusEvent));
     }
   });

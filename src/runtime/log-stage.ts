@@ -33,6 +33,7 @@ import {
 import { Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { errorShape, PaxlineError } from './errors.js';
+import { StallWriter } from './stall-journal.js';
 import {
   C_APPENDED_SEQ, C_DURABLE_SEQ, C_FSYNCS, C_HEAP_LOG, C_LOG_BYTES, C_LOG_FAILURES, C_LOG_READS, C_OLDEST_CHECKPOINT,
   C_RETENTION_FLOOR, C_SEGMENTS_CREATED, C_SEGMENTS_RETIRED, F_STOP, fsyncHistogramSlot, sampleHeap,
@@ -48,6 +49,8 @@ export interface LogStageInit {
   readonly replicaId: number;
   readonly init: boolean;
   readonly segmentBytes: number;
+  /** ReplicaOptions.stallThresholdMs. */
+  readonly stallThresholdMs: number;
 }
 
 /** What the log stage reports once recovered (posted to the main thread). */
@@ -130,6 +133,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
   const logReads = new RingConsumer(o.shared.logReads);
   const logReadReplies = new RingProducer(o.shared.logReadReplies, new Doorbell(o.doorbell));
   const bell = new Doorbell(o.shared.logDoorbell);
+  const stalls = new StallWriter(o.shared.stalls, 'log', o.stallThresholdMs);
   const hasWork = (): boolean => !persist.isEmpty() || !logReads.isEmpty();
   /** A fetch of decrees compacted from the core's memory: answered from the log (log-read.ts). */
   const onLogRead = (m: Uint8Array): void => {
@@ -283,6 +287,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
     syncWanted = false;
     commitsWaitingSince = -1;
     const t0 = performance.now();
+    const segmentsBefore = log.stats.segmentsCreated;
     try {
       if (log.failed === null) log.sync();
       else log.recoverAfterFailure();
@@ -305,6 +310,7 @@ export function runLogStage(o: LogStageInit, port: MessagePort): void {
       continue;
     }
     const micros = (performance.now() - t0) * 1000;
+    stalls.logGroup(t0, micros / 1000, log.stats.segmentsCreated !== segmentsBefore);
     counters[fsyncHistogramSlot(micros)]!++;
     counters[C_FSYNCS]!++;
     counters[C_LOG_BYTES] = bytes;

@@ -59,6 +59,12 @@ export interface ReplicaOptions {
   /** replicate() calls outstanding on this replica before PAXLINE_BUSY. Default 65536. */
   readonly inflightMax?: number;
   /**
+   * Pauses at least this long are kept in the stall journal (`replica.stalls()`): log groups'
+   * write + fdatasync, segment rollovers, GC pauses of the main, consensus and apply threads,
+   * checkpoint writes. ms, fractions allowed; 0 = off (no GC observer is installed). Default 5.
+   */
+  readonly stallThresholdMs?: number;
+  /**
    * Committed decrees the core keeps in memory below the commit point; older ones are served to
    * lagging peers from the log on disk. Default 128 (each may hold up to batchCountMax commands).
    */
@@ -107,6 +113,7 @@ export interface ResolvedReplicaOptions {
   readonly batchBytesMax: number;
   readonly batchDelayMs: number;
   readonly inflightMax: number;
+  readonly stallThresholdMs: number;
   readonly retainDecrees: number;
   readonly checkpointEveryBytes: number;
   readonly checkpointEveryDecrees: number;
@@ -121,6 +128,14 @@ export interface ResolvedReplicaOptions {
 function int(field: string, v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo || v > hi) {
     throw badOption(field, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  }
+  return v;
+}
+
+function stallThreshold(v: unknown): number {
+  if (v === undefined) return 5;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 60_000) {
+    throw badOption('stallThresholdMs', `must be a number of ms in [0, 60000], got ${String(v)}`);
   }
   return v;
 }
@@ -197,6 +212,7 @@ export function resolveReplicaOptions(o: ReplicaOptions): ResolvedReplicaOptions
     batchBytesMax,
     batchDelayMs: int('batchDelayMs', o.batchDelayMs ?? 0, 0, 1000),
     inflightMax: int('inflightMax', o.inflightMax ?? 65536, 1, 1 << 24),
+    stallThresholdMs: stallThreshold(o.stallThresholdMs),
     retainDecrees: int('retainDecrees', o.retainDecrees ?? 128, 1),
     checkpointEveryBytes: int('checkpointEveryBytes', o.checkpointEveryBytes ?? 100 * 1024 * 1024, 0),
     checkpointEveryDecrees: int('checkpointEveryDecrees', o.checkpointEveryDecrees ?? 0, 0),

@@ -22,6 +22,7 @@ import { createDoorbell, Doorbell } from '../ring/doorbell.js';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import type { ConsensusEvent, RejectionKind } from './consensus-stage.js';
 import { PendingTable } from './pending-table.js';
+import { observeGc, readStalls, StallWriter, type StallEvent } from './stall-journal.js';
 import { StartupWatch } from './startup-watch.js';
 import { PaxlineError, revive, reviveBytes, type ErrorShape } from './errors.js';
 import type { LogRecovered } from './log-stage.js';
@@ -115,6 +116,7 @@ export class PaxlineReplica extends EventEmitter {
   private closing: Promise<void> | null = null;
   private failed: Error | null = null;
   private currentRole: ReplicaRole = 'secondary';
+  private readonly stopGcWatch: () => void;
 
   private constructor(
     private readonly o: ResolvedReplicaOptions,
@@ -133,6 +135,7 @@ export class PaxlineReplica extends EventEmitter {
     this.proposals = new RingProducer(shared.proposals, new Doorbell(doorbell));
     this.completions = new RingConsumer(shared.completions);
     this.counters = new Float64Array(shared.counters);
+    this.stopGcWatch = observeGc(new StallWriter(shared.stalls, 'main', o.stallThresholdMs));
     consensusWorker.on('message', (m: ConsensusEvent) => this.onConsensus(m));
     for (const [w, name] of [[logWorker, 'log'], [applyWorker, 'apply'], [consensusWorker, 'consensus']] as const) {
       w.on('message', (m: { type: string; error?: ErrorShape }) => {
@@ -160,7 +163,7 @@ export class PaxlineReplica extends EventEmitter {
     const shared = createStageShared(o.ringBytes);
     const doorbell = createDoorbell();
     const logWorker = new Worker(new URL('log.worker.js', WORKERS), {
-      workerData: { shared, doorbell, dataDir: o.dataDir, clusterId: o.clusterId, replicaId: o.replicaId, init: o.init, segmentBytes: o.segmentBytes },
+      workerData: { shared, doorbell, dataDir: o.dataDir, clusterId: o.clusterId, replicaId: o.replicaId, init: o.init, segmentBytes: o.segmentBytes, stallThresholdMs: o.stallThresholdMs },
       name: `paxline-log-r${o.replicaId}`,
     });
     const started: Worker[] = [logWorker];
@@ -279,6 +282,17 @@ export class PaxlineReplica extends EventEmitter {
     });
   }
 
+  /**
+   * The stall journal (src/runtime/stall-journal.ts): pauses of at least stallThresholdMs on this
+   * replica's threads — log groups' write + fdatasync ('fsync', 'rollover' when the group moved to a
+   * new segment), GC pauses of the main, consensus and apply threads ('gc'), checkpoint writes —
+   * that began at or after `sinceMs` (ms since the epoch), oldest first; the last 2,048 of each
+   * thread are kept.
+   */
+  stalls(sinceMs = 0): StallEvent[] {
+    return readStalls(this.shared.stalls, sinceMs);
+  }
+
   async status(): Promise<ReplicaStatus> {
     // The counters as they are now, not after the consensus stage's answer (up to 2 s later).
     const c = this.counters.slice();
@@ -361,6 +375,7 @@ export class PaxlineReplica extends EventEmitter {
     for (const w of this.checkpointWaiters.values()) w.reject(err);
     this.checkpointWaiters.clear();
     await Promise.all([this.consensusWorker.terminate(), this.logWorker.terminate(), this.applyWorker.terminate()]);
+    this.stopGcWatch();
   }
 
   private fail(e: Error): void {

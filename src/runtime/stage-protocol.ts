@@ -25,6 +25,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { createDoorbell } from '../ring/doorbell.js';
 import { createRingBuffer } from '../ring/spsc-ring.js';
+import { createStallJournal } from './stall-journal.js';
 
 export const REQUEST_HEADER_BYTES = 16;
 
@@ -113,6 +114,8 @@ export interface StageShared {
   readonly completions: SharedArrayBuffer;
   readonly counters: SharedArrayBuffer;
   readonly flags: SharedArrayBuffer;
+  /** stall-journal.ts: one region per thread. */
+  readonly stalls: SharedArrayBuffer;
 }
 
 export function createStageShared(ringBytes: number): StageShared {
@@ -129,6 +132,7 @@ export function createStageShared(ringBytes: number): StageShared {
     completions: createRingBuffer(ringBytes),
     counters,
     flags: new SharedArrayBuffer(FLAG_SLOTS * 4),
+    stalls: createStallJournal(),
   };
 }
 
