@@ -14,6 +14,7 @@
  * later in the sequence (retired records are gone by design), never past what was retired. A
  * third property leaves retired files for later (removeFilesNow false, as the log stage does)
  * and removes a few at a time, so cuts also fall between a retirement and its files' removal.
+ * Half the seeds spread rollovers (rolloverSpreadBytes), so segments also end before they fill.
  *
  * Corruption matrix: each case damages a log on purpose and checks the verdict, the report and
  * the error a user would see; repairable cases also check markRepaired.
@@ -57,6 +58,16 @@ function sameRecord(a: StoredRecord, b: StoredRecord): boolean {
   return true;
 }
 
+/**
+ * Half the seeds roll over early, as replicas do (segment-log-options.ts rolloverSpreadBytes).
+ * Drawn from a generator of their own, so every seed's other choices stay what they were.
+ */
+function spreadOptions(seed: number, segmentBytes: number): SegmentLogOptions {
+  const rng = new Random(seed ^ 0x5bd1e995);
+  if (!rng.chance(0.5)) return {};
+  return { rolloverSpreadBytes: rng.pick([8, segmentBytes / 8, segmentBytes / 2]), rolloverSeed: rng.range(0, 100) };
+}
+
 function randomOptions(rng: Random): SegmentLogOptions {
   const segmentBytes = rng.pick([4096, 8192, 16384, 65536]);
   const chunk = rng.pick([4096, 8192]);
@@ -68,6 +79,7 @@ function randomOptions(rng: Random): SegmentLogOptions {
     preallocOnSync: rng.chance(0.7),
     recordPayloadBytesMax: 3500,
     recycleSegments: rng.pick([0, 1, 2, 3]),
+    ...spreadOptions(rng.seed, segmentBytes),
   };
 }
 
@@ -123,6 +135,8 @@ interface Totals {
   unsyncedKept: number;
   syncs: number;
   multiSegment: number;
+  /** multiSegment recoveries of a log whose rollovers are spread (segments may end early). */
+  multiSegmentSpread: number;
   abandoned: number;
   faults: number;
   retires: number;
@@ -134,7 +148,7 @@ interface Totals {
 function newTotals(): Totals {
   return {
     crashes: 0, cutsInSync: 0, cutsInOpen: 0, torn: 0, unsyncedKept: 0, syncs: 0,
-    multiSegment: 0, abandoned: 0, faults: 0, retires: 0, deferredRemovals: 0, recycled: 0,
+    multiSegment: 0, multiSegmentSpread: 0, abandoned: 0, faults: 0, retires: 0, deferredRemovals: 0, recycled: 0,
   };
 }
 
@@ -302,6 +316,7 @@ function powerLossRun(seed: number, totals: Totals, faults: boolean, deferRemova
     if (opened.report.kind === 'tornTail') totals.torn++;
     if (kept > m.durable) totals.unsyncedKept++;
     if (opened.report.segments > 1) totals.multiSegment++;
+    if (opened.report.segments > 1 && (options.rolloverSpreadBytes ?? 0) > 0) totals.multiSegmentSpread++;
     if (opened.report.groupsAbandoned > 0) totals.abandoned++;
     m.appended = m.appended.slice(0, kept);
     m.durable = kept;
@@ -374,6 +389,7 @@ describe('SegmentLog power loss', () => {
     assert.ok(totals.torn > runs / 20, summary);
     assert.ok(totals.unsyncedKept > runs / 10, summary);
     assert.ok(totals.multiSegment > runs / 10, summary);
+    assert.ok(totals.multiSegmentSpread > runs / 20, summary);
     assert.ok(totals.syncs > 5 * runs, summary);
     assert.ok(totals.retires > runs / 10, summary);
     assert.ok(totals.recycled > runs / 100, summary);

@@ -13,7 +13,9 @@ import {
   parseGroupHeader,
   segmentBinding,
 } from '../src/log/segment-format.js';
+import { rolloverShortfall } from '../src/log/segment-log-options.js';
 import {
+  resolveSegmentLogOptions,
   SegmentLog,
   type SegmentLogOptions,
   type StoredRecord,
@@ -246,3 +248,65 @@ function toRecycledSegmentWithRoom(fs: SimFs, log: SegmentLog, from: number): nu
   }
   return g;
 }
+
+describe('SegmentLog rollover spread', () => {
+  const SPREAD = OPTS.segmentBytes! / 2;
+
+  /** Writes 40 groups with the given seed; checks each finished segment; returns groups per segment. */
+  function writeAndCheck(seed: number, spread: number): number[] {
+    const fs = new SimFs();
+    const opts: SegmentLogOptions = { ...OPTS, rolloverSpreadBytes: spread, rolloverSeed: seed };
+    const { log } = SegmentLog.open(fs, DIR, opts);
+    for (let g = 0; g < 40; g++) appendGroup(log, groupRecords(g));
+    const last = log.durablePosition.segment;
+    const perSegment: number[] = [];
+    for (let seg = 1; seg < last; seg++) {
+      const groups = groupsOf(fs.readFile(segPath(DIR, seg)), seg);
+      const next = groupsOf(fs.readFile(segPath(DIR, seg + 1)), seg + 1)[0]!;
+      const limit = OPTS.segmentBytes! - rolloverShortfall(seed, seg, spread);
+      const end = groups.at(-1)!.end;
+      assert.ok(groups.length === 1 || end <= limit, `segment ${seg} ends at ${end}, past its limit ${limit}`);
+      assert.ok(end + (next.end - next.position) > limit, `segment ${seg} rolled over before its limit ${limit}`);
+      perSegment.push(groups.length);
+    }
+    const expected = log.readRecords(0, 1e9);
+    assert.equal(expected.length, 80);
+    log.close();
+    const again = SegmentLog.open(fs, DIR, opts);
+    assert.equal(again.report.kind, 'clean', again.report.message);
+    assert.deepEqual(plain(again.records), plain(expected), 'every record back, in order');
+    again.log.close();
+    return perSegment;
+  }
+
+  test('each segment stops at its seed\'s limit; other seeds roll over elsewhere; reopen reads every record', () => {
+    const full = writeAndCheck(0, 0);
+    const a = writeAndCheck(1, SPREAD);
+    const b = writeAndCheck(2, SPREAD);
+    assert.notDeepEqual(a, b, 'two seeds roll over at different records');
+    assert.ok(a.reduce((s, n) => s + n, 0) <= full.reduce((s, n) => s + n, 0) + a.length, 'shorter segments, more of them');
+    assert.ok(a.length > full.length || b.length > full.length);
+  });
+
+  test('rolloverShortfall: a multiple of 8 within the spread, fixed per seed and segment; none without a spread', () => {
+    const seen = new Set<number>();
+    for (let seg = 1; seg <= 200; seg++) {
+      const d = rolloverShortfall(7, seg, 4096);
+      assert.ok(d % 8 === 0 && d >= 0 && d <= 4096);
+      assert.equal(rolloverShortfall(7, seg, 4096), d);
+      assert.equal(rolloverShortfall(7, seg, 0), 0);
+      seen.add(d);
+    }
+    assert.ok(seen.size > 100, 'spread over the range');
+    let differ = 0;
+    for (let seg = 1; seg <= 100; seg++) if (rolloverShortfall(1, seg, 4096) !== rolloverShortfall(2, seg, 4096)) differ++;
+    assert.ok(differ > 90);
+  });
+
+  test('rolloverSpreadBytes beyond half a segment, or a negative seed, is refused with the field named', () => {
+    assert.throws(() => resolveSegmentLogOptions({ ...OPTS, rolloverSpreadBytes: OPTS.segmentBytes! / 2 + 1 }),
+      (e: { code?: string; field?: string }) => e.code === 'PAXLINE_INVALID_OPTION' && e.field === 'rolloverSpreadBytes');
+    assert.throws(() => resolveSegmentLogOptions({ ...OPTS, rolloverSeed: -1 }),
+      (e: { code?: string; field?: string }) => e.code === 'PAXLINE_INVALID_OPTION' && e.field === 'rolloverSeed');
+  });
+});

@@ -68,6 +68,20 @@ export interface SegmentLogOptions {
    * verdicts are the same in every mode. Default 'auto'.
    */
   readonly recoveryPrefault?: RecoveryPrefault;
+  /**
+   * Rollover spread: a segment takes a group that does not start it only up to
+   * segmentBytes − d, with d in [0, rolloverSpreadBytes] (a multiple of 8) drawn from
+   * (rolloverSeed, segment number) by a fixed hash — so logs with different seeds roll over at
+   * different points of the same records. Replicas writing the same log on one disk would
+   * otherwise all roll over within milliseconds, and a rollover (header fdatasync, rename,
+   * directory fsync) stalls each of them at once, a quorum included. The first group of a
+   * segment is always taken, so whatever fits a segment still does. Recovery needs nothing: a
+   * segment ends where its groups end. Default 0 (every segment filled to its end);
+   * 0..segmentBytes / 2.
+   */
+  readonly rolloverSpreadBytes?: number;
+  /** See rolloverSpreadBytes (e.g. the replica id). Default 0; a safe integer ≥ 0. */
+  readonly rolloverSeed?: number;
 }
 
 export type RecoveryPrefault = 'auto' | 'never' | 'always';
@@ -83,6 +97,24 @@ export interface ResolvedSegmentLogOptions {
   readonly recycleSegments: number;
   readonly keepRecordsFromDecree: number;
   readonly recoveryPrefault: RecoveryPrefault;
+  readonly rolloverSpreadBytes: number;
+  readonly rolloverSeed: number;
+}
+
+/**
+ * How far short of `segmentBytes` segment `segment` stops taking groups (see
+ * SegmentLogOptions.rolloverSpreadBytes): a multiple of 8 in [0, spreadBytes], from a fixed
+ * 32-bit mix of the seed and the segment number.
+ */
+export function rolloverShortfall(seed: number, segment: number, spreadBytes: number): number {
+  if (spreadBytes < 8) return 0;
+  let h = Math.imul((seed | 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(segment | 0, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  h ^= h >>> 16;
+  return ((h >>> 0) % (Math.floor(spreadBytes / 8) + 1)) * 8;
 }
 
 function invalid(field: string, message: string): LogError {
@@ -161,6 +193,13 @@ export function resolveSegmentLogOptions(
     const got = String(recoveryPrefault);
     throw invalid('recoveryPrefault', `must be 'auto', 'never' or 'always', got ${got}`);
   }
+  const rolloverSpreadBytes = integerIn(
+    'rolloverSpreadBytes',
+    options.rolloverSpreadBytes ?? 0,
+    0,
+    segmentBytes / 2,
+  );
+  const rolloverSeed = integerIn('rolloverSeed', options.rolloverSeed ?? 0, 0, Number.MAX_SAFE_INTEGER);
   return Object.freeze({
     segmentBytes,
     groupBodyBytesMax,
@@ -172,5 +211,7 @@ export function resolveSegmentLogOptions(
     recycleSegments,
     keepRecordsFromDecree,
     recoveryPrefault,
+    rolloverSpreadBytes,
+    rolloverSeed,
   });
 }

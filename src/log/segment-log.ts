@@ -82,6 +82,7 @@ import {
 } from './segment-format.js';
 import {
   resolveSegmentLogOptions,
+  rolloverShortfall,
   type ResolvedSegmentLogOptions,
   type SegmentLogOptions,
 } from './segment-log-options.js';
@@ -903,7 +904,9 @@ export class SegmentLog {
         r++;
       } while (r < this.pendingCount);
       const span = groupSpanBytes(bodyTo - bodyFrom);
-      if (segment === 0 || this.forceFresh || pos + span > o.segmentBytes) {
+      const full = pos + span > o.segmentBytes || (pos > FIRST_GROUP_OFFSET
+        && pos + span > o.segmentBytes - rolloverShortfall(o.rolloverSeed, segment, o.rolloverSpreadBytes));
+      if (segment === 0 || this.forceFresh || full) {
         segment = this.takeSegmentNumber();
         pos = FIRST_GROUP_OFFSET;
         this.forceFresh = false;

@@ -69,6 +69,8 @@ export interface LogRecovered {
 export const PERSIST_MARK_REPAIRED = 0;
 
 const WAIT_MS = 50;
+/** Segments stop taking groups up to 1/8 of their size early, differently on each replica. */
+const ROLLOVER_SPREAD_DIVISOR = 8;
 /** How long appended commit records may wait for a group that needs an fdatasync anyway. */
 const COMMIT_SYNC_MS = 20;
 const GROUP_RECORDS_MAX = 8192;
@@ -105,7 +107,12 @@ function openStorage(o: LogStageInit): { meta: MetadataStore; log: SegmentLog; r
   const cur = meta.current;
   const incarnation = cur.incarnation + 1;
   meta.write({ clusterId: cur.clusterId, replicaId: cur.replicaId, incarnation, promisedBallot: cur.promisedBallot, logEpoch: cur.logEpoch });
-  const opened = SegmentLog.open(fs, logDirOf(o.dataDir), { segmentBytes: o.segmentBytes });
+  // Replicas on one disk must not all roll over at once (segment-log-options.ts).
+  const opened = SegmentLog.open(fs, logDirOf(o.dataDir), {
+    segmentBytes: o.segmentBytes,
+    rolloverSpreadBytes: Math.floor(o.segmentBytes / ROLLOVER_SPREAD_DIVISOR / 8) * 8,
+    rolloverSeed: o.replicaId,
+  });
   const records: Uint8Array[] = [];
   for (const r of opened.records) records.push(storedToRecordBytes(r));
   return {
