@@ -55,9 +55,14 @@ test('closed loop: no send lag', async () => {
 
 test('slow operations are kept by the millisecond they were sent in, with their count and the slowest', async () => {
   let n = 0;
+  const slowSentAt: number[] = [];
   const ops: Operations<number> = {
     // Every third operation takes 30 ms (≥ SLOW_MS); the others resolve on the next turn.
-    issue: (slot) => new Promise((resolve) => (++n % 3 === 0 ? setTimeout(() => resolve(slot), 30) : setImmediate(() => resolve(slot)))),
+    issue: (slot) => new Promise((resolve) => {
+      if (++n % 3 !== 0) { setImmediate(() => resolve(slot)); return; }
+      slowSentAt.push(performance.timeOrigin + performance.now());
+      setTimeout(() => resolve(slot), 30);
+    }),
     isExpected: () => true,
   };
   const driver = new LoadDriver({ inflight: 8, rateOpsPerSec: null }, ops);
@@ -71,4 +76,6 @@ test('slow operations are kept by the millisecond they were sent in, with their 
   assert.ok(slowOps > 0 && slowOps < r.ops, 'some counted operations were slow, not all');
   assert.ok(r.slow.every(([at, count, max], i) => at > before - 1 && count >= 1 && max >= SLOW_MS && (i === 0 || at > r.slow[i - 1]![0])));
   assert.equal(r.latency.count, r.ops);
+  // Each bucket is a millisecond in which a slow operation was SENT (not when it completed, 30 ms later).
+  for (const [at] of r.slow) assert.ok(slowSentAt.some((s) => s >= at - 0.01 && s < at + 1.01), `bucket ${at} matches a send time`);
 });

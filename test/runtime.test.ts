@@ -95,6 +95,8 @@ test('runtime: data-directory guards and option validation', async () => {
   const o: ReplicaOptions = { clusterId: 'g', replicaId: 1, members, dataDir: join(base, 'guard'), stateMachine: machine };
   await assert.rejects(createReplica(o), { code: 'PAXLINE_DATA_DIR_EMPTY' });
   const r = await createReplica({ ...o, init: true });
+  assert.throws(() => r.stalls('yesterday' as unknown as number), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'sinceMs');
+  assert.ok(Array.isArray(r.stalls()));
   await r.close();
   await assert.rejects(createReplica({ ...o, clusterId: 'other' }), { code: 'PAXLINE_DATA_DIR_MISMATCH' });
   await assert.rejects(createReplica({ ...o, replicaId: 7 }), (e: { code?: string; field?: string }) => e.code === 'PAXLINE_BAD_OPTION' && e.field === 'members');

@@ -65,7 +65,7 @@ function sameRecord(a: StoredRecord, b: StoredRecord): boolean {
 function spreadOptions(seed: number, segmentBytes: number): SegmentLogOptions {
   const rng = new Random(seed ^ 0x5bd1e995);
   if (!rng.chance(0.5)) return {};
-  return { rolloverSpreadBytes: rng.pick([8, segmentBytes / 8, segmentBytes / 2]), rolloverSeed: rng.range(0, 100) };
+  return { rolloverSpreadBytes: rng.pick([segmentBytes / 8, segmentBytes / 4, segmentBytes / 2]), rolloverSeed: rng.range(0, 100) };
 }
 
 function randomOptions(rng: Random): SegmentLogOptions {

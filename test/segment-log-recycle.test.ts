@@ -284,8 +284,32 @@ describe('SegmentLog rollover spread', () => {
     const a = writeAndCheck(1, SPREAD);
     const b = writeAndCheck(2, SPREAD);
     assert.notDeepEqual(a, b, 'two seeds roll over at different records');
-    assert.ok(a.reduce((s, n) => s + n, 0) <= full.reduce((s, n) => s + n, 0) + a.length, 'shorter segments, more of them');
-    assert.ok(a.length > full.length || b.length > full.length);
+    assert.ok(a.length > full.length || b.length > full.length, 'segments that stop early: more of them');
+  });
+
+  test('a segment that stops early is still zeroed to its full size, so it can be reused', () => {
+    // 64 KiB segments stopping up to 32 KiB early; preallocation reaches only 4 KiB ahead: without
+    // running further ahead for a segment that stops early, its file would end short and never
+    // be recycled.
+    const segmentBytes = 65536;
+    const opts: SegmentLogOptions = {
+      segmentBytes, preallocChunkBytes: 4096, preallocAheadBytes: 4096, recycleSegments: 0,
+      rolloverSpreadBytes: segmentBytes / 2, rolloverSeed: 3,
+    };
+    const bigGroup = (g: number): StoredRecord[] => [makeRecord(2 * g + 1, 3000), makeRecord(2 * g + 2, 3000)];
+    const fs = new SimFs();
+    const { log } = SegmentLog.open(fs, DIR, opts);
+    for (let g = 0; g < 80; g++) appendGroup(log, bigGroup(g));
+    const last = log.durablePosition.segment;
+    assert.ok(last > 4);
+    let early = 0;
+    for (let seg = 1; seg < last; seg++) {
+      const bytes = fs.readFile(segPath(DIR, seg));
+      assert.equal(bytes.length, segmentBytes, `segment ${seg} file size`);
+      if (groupsOf(bytes, seg).at(-1)!.end + 8192 < segmentBytes) early++;
+    }
+    assert.ok(early > 0, 'some segments stopped well before their end');
+    log.close();
   });
 
   test('rolloverShortfall: a multiple of 8 within the spread, fixed per seed and segment; none without a spread', () => {

@@ -7,21 +7,25 @@
  * cluster's first slow operation was sent to LAG_MS after (a stall delays operations already in
  * flight, so the first slow one was often sent a little before it began). Each cluster is given
  * every cause near it:
- *   fsyncQuorum     log groups (fsync or rollover) stalled on enough replicas that no quorum had
- *                   its copy durable (2 of 3): on one disk shared by all replicas this is the
- *                   disk itself stalling
- *   fsyncPrimary    … stalled on the primary only; fsyncSecondary: on one secondary only
+ *   fsyncQuorum     log groups (fsync or rollover) stalled at the same moment on enough replicas
+ *                   that no quorum had its copy durable (2 of 3): on one disk shared by all
+ *                   replicas this is the disk itself stalling
+ *   fsyncPrimary    … stalled on the primary only, or on no quorum at once; fsyncSecondary: on
+ *                   one or more secondaries only, not on a quorum at once
  *   rollover        one of those log groups moved to a new segment file
  *   checkpoint      a checkpoint file was being written (any replica)
  *   gcPrimaryMain / gcPrimaryConsensus / gcPrimaryApply: a GC pause of that thread of the primary
  *   gcSecondary     a GC pause of any thread of a secondary
  *   none            no stall of at least the replicas' stallThresholdMs was near
  * opsByCause counts each cluster's slow operations under each of its causes (so the shares may
- * add up to more than the whole); what a cluster's length owes to a stall and what to the queue
- * it left is not separated. Stalls shorter than the threshold are not in the journals, and each
- * thread keeps its last 2,048 (a long window may lose its earliest).
+ * add up to more than the whole). Only the cluster's start is matched: at high load clusters
+ * chain into runs of hundreds of ms, and stalls inside one are not looked at — what its length
+ * owes to the stall near its start, to later ones or to the queue is not separated. Stalls
+ * shorter than the threshold are not in the journals. Each thread keeps its last 2,047: a journal
+ * that was full with its oldest entry inside the window has lost the window's earliest stalls
+ * (journalsFull names them; their clusters may show as none).
  */
-import type { StallEvent } from '../../src/runtime/stall-journal.js';
+import { STALL_CAPACITY, type StallEvent } from '../../src/runtime/stall-journal.js';
 
 export const CAUSES = [
   'fsyncQuorum', 'fsyncPrimary', 'fsyncSecondary', 'rollover', 'checkpoint',
@@ -67,6 +71,18 @@ export interface TailReport {
   readonly worst: TailCluster[];
   /** Stalls in each replica's journal during the window, by "thread kind" ("log fsync", "main gc"; "checkpoint"). */
   readonly stallsPerReplica: Record<string, number>[];
+  /** Journals ("r2 log") that were full with their oldest entry after the window's start. */
+  readonly journalsFull: string[];
+}
+
+/** Whether some moment is inside log stalls of at least `k` different replicas. */
+function stalledTogether(intervals: readonly { replica: number; from: number; to: number }[], k: number): boolean {
+  for (const a of intervals) {
+    const at = new Set<number>();
+    for (const b of intervals) if (b.from <= a.from && a.from <= b.to) at.add(b.replica);
+    if (at.size >= k) return true;
+  }
+  return false;
 }
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -98,6 +114,7 @@ export function attributeTail(
     stalls: r.stalls.filter((e) => e.atMs + e.ms >= windowStartMs - LEAD_MS && e.atMs <= windowEndMs),
   }));
   const blockingReplicas = replicas.length - Math.floor(replicas.length / 2); // without them, no quorum
+  const primaryId = replicas.find((r) => r.primary)?.replica ?? -1;
   const zero = (): Record<Cause, number> => Object.fromEntries(CAUSES.map((c) => [c, 0])) as Record<Cause, number>;
   const opsByCause = zero();
   const clustersByCause = zero();
@@ -106,14 +123,14 @@ export function attributeTail(
     const to = c.start + LAG_MS;
     const causes = new Set<Cause>();
     const described: [number, string][] = [];
-    const logStalled = new Set<number>();
+    const logStalls: { replica: number; from: number; to: number }[] = [];
     let logStalledPrimary = false;
     for (const r of inWindow) {
       for (const e of r.stalls) {
         if (e.atMs > to || e.atMs + e.ms < from) continue;
         described.push([e.atMs, `r${r.replica} ${e.thread} ${e.kind === 'gc' ? `gc ${e.gc ?? ''}`.trim() : e.kind} ${round(e.ms, 1)} ms at ${round(e.atMs - c.start, 1)} ms`]);
         if (e.kind === 'fsync' || e.kind === 'rollover') {
-          logStalled.add(r.replica);
+          logStalls.push({ replica: r.replica, from: e.atMs, to: e.atMs + e.ms });
           if (r.primary) logStalledPrimary = true;
           if (e.kind === 'rollover') causes.add('rollover');
         } else if (e.kind === 'checkpoint') {
@@ -129,8 +146,11 @@ export function attributeTail(
         }
       }
     }
-    if (logStalled.size >= blockingReplicas) causes.add('fsyncQuorum');
-    else if (logStalled.size === 1) causes.add(logStalledPrimary ? 'fsyncPrimary' : 'fsyncSecondary');
+    if (stalledTogether(logStalls, blockingReplicas)) causes.add('fsyncQuorum');
+    else if (logStalls.length > 0) {
+      if (logStalledPrimary) causes.add('fsyncPrimary');
+      if (logStalls.some((s) => s.replica !== primaryId)) causes.add('fsyncSecondary');
+    }
     if (causes.size === 0) causes.add('none');
     const list = CAUSES.filter((x) => causes.has(x));
     for (const x of list) {
@@ -153,6 +173,18 @@ export function attributeTail(
     }
     return counts;
   });
+  const journalsFull: string[] = [];
+  for (const r of replicas) {
+    const byThread = new Map<string, StallEvent[]>();
+    for (const e of r.stalls) {
+      const list = byThread.get(e.thread);
+      if (list === undefined) byThread.set(e.thread, [e]);
+      else list.push(e);
+    }
+    for (const [thread, list] of byThread) {
+      if (list.length >= STALL_CAPACITY - 2 && Math.min(...list.map((e) => e.atMs)) > windowStartMs) journalsFull.push(`r${r.replica} ${thread}`);
+    }
+  }
   return {
     slowMs,
     slowOps,
@@ -162,5 +194,6 @@ export function attributeTail(
     clustersByCause,
     worst: [...clusters].sort((a, b) => b.ops - a.ops).slice(0, WORST),
     stallsPerReplica,
+    journalsFull,
   };
 }

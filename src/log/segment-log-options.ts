@@ -75,12 +75,13 @@ export interface SegmentLogOptions {
    * different points of the same records. Replicas writing the same log on one disk would
    * otherwise all roll over within milliseconds, and a rollover (header fdatasync, rename,
    * directory fsync) stalls each of them at once, a quorum included. The first group of a
-   * segment is always taken, so whatever fits a segment still does. Recovery needs nothing: a
-   * segment ends where its groups end. Default 0 (every segment filled to its end);
-   * 0..segmentBytes / 2.
+   * segment is always taken, so whatever fits a segment still does. Preallocation runs d further
+   * ahead, so a fresh segment file is still zeroed to its full size (and can be reused). Recovery
+   * needs nothing: a segment ends where its groups end. Default 0 (every segment filled to its
+   * end); 0..segmentBytes / 2.
    */
   readonly rolloverSpreadBytes?: number;
-  /** See rolloverSpreadBytes (e.g. the replica id). Default 0; a safe integer ≥ 0. */
+  /** See rolloverSpreadBytes (e.g. the replica id). Default 0; 0..2^32 − 1. */
   readonly rolloverSeed?: number;
 }
 
@@ -199,7 +200,7 @@ export function resolveSegmentLogOptions(
     0,
     segmentBytes / 2,
   );
-  const rolloverSeed = integerIn('rolloverSeed', options.rolloverSeed ?? 0, 0, Number.MAX_SAFE_INTEGER);
+  const rolloverSeed = integerIn('rolloverSeed', options.rolloverSeed ?? 0, 0, 0xffffffff);
   return Object.freeze({
     segmentBytes,
     groupBodyBytesMax,

@@ -525,10 +525,14 @@ export class SegmentLog {
   preallocate(): number {
     if (this.closed || this.failure !== null || this.segment === 0) return 0;
     const fd = this.fds.get(this.segment)!;
-    const { segmentBytes, preallocAheadBytes, preallocChunkBytes } = this.options;
+    const { segmentBytes, preallocAheadBytes, preallocChunkBytes, rolloverSeed, rolloverSpreadBytes } = this.options;
+    // A segment that stops taking groups `shortfall` early (rolloverSpreadBytes) is still
+    // zero-filled to its end, as one filled to its end is: only a file of exactly segmentBytes
+    // is kept for reuse. The horizon runs that much further ahead, so no burst at the end.
+    const ahead = preallocAheadBytes + rolloverShortfall(rolloverSeed, this.segment, rolloverSpreadBytes);
     let wrote = 0;
     try {
-      while (this.zeroedEnd - this.writePos < preallocAheadBytes && this.zeroedEnd < segmentBytes) {
+      while (this.zeroedEnd - this.writePos < ahead && this.zeroedEnd < segmentBytes) {
         // Chunks end on chunk boundaries, so zero-fill writes whole pages after the first.
         const toBoundary = preallocChunkBytes - (this.zeroedEnd % preallocChunkBytes);
         const n = Math.min(toBoundary, segmentBytes - this.zeroedEnd);

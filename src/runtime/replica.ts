@@ -286,10 +286,13 @@ export class PaxlineReplica extends EventEmitter {
    * The stall journal (src/runtime/stall-journal.ts): pauses of at least stallThresholdMs on this
    * replica's threads — log groups' write + fdatasync ('fsync', 'rollover' when the group moved to a
    * new segment), GC pauses of the main, consensus and apply threads ('gc'), checkpoint writes —
-   * that began at or after `sinceMs` (ms since the epoch), oldest first; the last 2,048 of each
-   * thread are kept.
+   * that began at or after `sinceMs` (ms since the epoch), oldest first; at most the last 2,047 of
+   * each thread.
    */
   stalls(sinceMs = 0): StallEvent[] {
+    if (typeof sinceMs !== 'number' || Number.isNaN(sinceMs)) {
+      throw new PaxlineError('PAXLINE_BAD_OPTION', `sinceMs must be a number of ms since the epoch, got ${String(sinceMs)}`, { field: 'sinceMs' });
+    }
     return readStalls(this.shared.stalls, sinceMs);
   }
 
@@ -345,6 +348,7 @@ export class PaxlineReplica extends EventEmitter {
   }
 
   private async shutdown(): Promise<void> {
+    this.stopGcWatch();
     const waitClosed = (w: Worker): Promise<void> => new Promise((resolve) => {
       const t = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
       const done = (): void => { clearTimeout(t); resolve(); };
@@ -375,7 +379,6 @@ export class PaxlineReplica extends EventEmitter {
     for (const w of this.checkpointWaiters.values()) w.reject(err);
     this.checkpointWaiters.clear();
     await Promise.all([this.consensusWorker.terminate(), this.logWorker.terminate(), this.applyWorker.terminate()]);
-    this.stopGcWatch();
   }
 
   private fail(e: Error): void {
