@@ -472,9 +472,10 @@ async function runIn(res: RunResources, point: BenchPoint, filesystem: string, p
     replica: i + 1, primary: i + 1 === cluster.primary, stalls: await h.call<StallEvent[]>('stalls', windowStartMs - LEAD_MS - 1000),
   })));
   const digestsEqual = await verify(res, cluster, lastOf(end.statuses).decrees.committed, progress);
-  const ops = reports.reduce((s, r) => s + r.ops, 0);
-  const tail = attributeTail(reports.flatMap((r) => r.slow), stalls, windowStartMs, windowEndMs, ops, SLOW_MS);
-  return summarizeRun({ point, commandBytes, filesystem, startedAt, cluster, processes, start, end, reports, lag, digestsEqual, primaryAtStart, tail });
+  return summarizeRun({
+    point, commandBytes, filesystem, startedAt, cluster, processes, start, end, reports, lag, digestsEqual, primaryAtStart,
+    stalls, windowStartMs, windowEndMs,
+  });
 }
 
 interface RunData {
@@ -490,7 +491,10 @@ interface RunData {
   readonly lag: number[];
   readonly digestsEqual: boolean;
   readonly primaryAtStart: number;
-  readonly tail: TailReport;
+  /** Each replica's stall journal, read after the window; the window's ends, ms since the epoch. */
+  readonly stalls: ReplicaStalls[];
+  readonly windowStartMs: number;
+  readonly windowEndMs: number;
 }
 
 const round = (x: number, digits: number): number => {
@@ -591,7 +595,7 @@ function summarizeRun(d: RunData): BenchResult {
     node: process.version,
     nodeFlags: BENCH_NODE_FLAGS,
     startedAt: d.startedAt,
-    tail: d.tail,
+    tail: attributeTail(d.reports.flatMap((r) => r.slow), d.stalls, d.windowStartMs, d.windowEndMs, ops, SLOW_MS),
   };
 }
 
